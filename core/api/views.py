@@ -1,0 +1,37 @@
+"""The base API view every Tessera endpoint derives from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from core.api.pagination import StandardPagination
+from core.tenancy.actors import Actor
+from core.tenancy.models import Organization
+
+
+class OrgAPIView(APIView):
+    """An API view acting inside the caller's organization.
+
+    Subclasses set `required_scope` (or leave None for any member) and use `self.actor` /
+    `self.org` after permission checks have run.
+    """
+
+    required_scope: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        actor: Actor = self.request.actor  # type: ignore[attr-defined]
+        return actor
+
+    @property
+    def org(self) -> Organization:
+        return self.actor.organization
+
+    def paginate(self, request: Request, queryset, serializer_class):  # type: ignore[no-untyped-def]
+        """Paginate `queryset` and serialize the page with `serializer_class`."""
+        paginator = StandardPagination()
+        page: list[Any] | None = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True, context={"request": request}).data)

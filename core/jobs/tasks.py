@@ -1,0 +1,21 @@
+"""Celery transport for jobs: ids in, runner call, nothing else."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from core.jobs.runner import job_execute, job_send, jobs_requeue_stale
+
+
+@shared_task(name="core.jobs.tasks.run_job", bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_job(self, job_id: int) -> str | None:  # type: ignore[no-untyped-def]
+    # A soft time limit raises inside the job function; the runner records it as a failure.
+    outcome = job_execute(job_id=job_id)
+    if outcome.retry_in is not None:
+        job_send(job_id=job_id, countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(name="core.jobs.tasks.requeue_stale_jobs")
+def requeue_stale_jobs() -> list[int]:
+    return jobs_requeue_stale()

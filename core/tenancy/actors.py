@@ -1,0 +1,52 @@
+"""Who is acting: a portal user in one organization, an API key, or the system (a worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from core.tenancy.choices import ROLE_SCOPES, Role
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from core.tenancy.models import ApiKey, Organization
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The principal behind a request or a job, always inside one organization."""
+
+    organization: Organization
+    user: User | None = None
+    api_key: ApiKey | None = None
+    role: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def for_user(cls, *, organization: Organization, user: User, role: str) -> Actor:
+        return cls(organization=organization, user=user, role=role, scopes=ROLE_SCOPES.get(role, frozenset()))
+
+    @classmethod
+    def for_api_key(cls, api_key: ApiKey) -> Actor:
+        return cls(organization=api_key.organization, api_key=api_key, scopes=frozenset(api_key.scopes))
+
+    @classmethod
+    def system(cls, organization: Organization, user: User | None = None) -> Actor:
+        """A worker acting on behalf of whoever created the job."""
+        return cls(organization=organization, user=user, role=Role.ORG_ADMIN, scopes=frozenset())
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    @property
+    def is_org_admin(self) -> bool:
+        return self.role == Role.ORG_ADMIN
+
+    @property
+    def label(self) -> str:
+        if self.api_key is not None:
+            return f"api-key:{self.api_key.prefix}"
+        if self.user is not None:
+            return self.user.get_username()
+        return "system"

@@ -1,0 +1,256 @@
+"""Writes on the model registry: versions, imports, aliases."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Max
+
+from core.audit.services import audit_record
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from core.tenancy.actors import Actor
+from core.tenancy.choices import Scope
+from ml.artifacts import artifact_store, file_sha256, manifest_sha256
+from ml.choices import PRODUCTION_ALIAS, VersionSource
+from ml.kinds import ArtifactRejected, ModelKind, Trained, get_kind
+from ml.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, TrainingRun, model_name_validator
+
+
+def _kind_or_400(kind_name: str) -> ModelKind:
+    try:
+        return get_kind(kind_name)
+    except LookupError as exc:
+        raise ValidationFailed(str(exc), fields={"kind": [str(exc)]}) from exc
+
+
+@transaction.atomic
+def registered_model_ensure(*, actor: Actor, name: str, kind: str, description: str = "") -> RegisteredModel:
+    """The organization's model `name`, created on first use; refuses a name taken by another kind."""
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    try:
+        model_name_validator(name)
+    except DjangoValidationError as exc:
+        raise ValidationFailed("Invalid model name.", fields={"model": list(exc.messages)}) from exc
+    _kind_or_400(kind)
+    model, created = RegisteredModel.objects.get_or_create(
+        organization=actor.organization, name=name, defaults={"kind": kind, "description": description}
+    )
+    if model.kind != kind:
+        raise Conflict(
+            f"Model {name!r} is of kind {model.kind}, not {kind}.",
+            code="kind_mismatch",
+            fields={"model": ["Kind differs."]},
+        )
+    if created:
+        audit_record(actor=actor, action="ml.model.create", obj=model, details={"kind": kind})
+    return model
+
+
+@transaction.atomic
+def model_version_create(
+    *,
+    actor: Actor,
+    registered_model: RegisteredModel,
+    directory: Path,
+    source: str,
+    metrics: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    input_schema: dict[str, Any] | None = None,
+    model_card: dict[str, Any] | None = None,
+    data_fingerprint: str = "",
+    parent: ModelVersion | None = None,
+    training_run: TrainingRun | None = None,
+    promote: bool = False,
+) -> ModelVersion:
+    """Store the artifact in `directory` as the model's next version.
+
+    The first version of a model becomes `production` automatically; later ones only when
+    `promote` is true (or through `model_alias_set`).
+    """
+    kind = get_kind(registered_model.kind)
+    # Lock the model row so concurrent creations get consecutive numbers.
+    RegisteredModel.objects.select_for_update().filter(pk=registered_model.pk).first()
+    number = (registered_model.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    prefix = f"org-{registered_model.organization_id}/{registered_model.name}/v{number}-{uuid.uuid4().hex[:8]}"
+    manifest = artifact_store(directory, prefix=prefix, kind=kind.name, artifact_format=kind.artifact_format)
+    version = ModelVersion.objects.create(
+        registered_model=registered_model,
+        number=number,
+        kind=kind.name,
+        artifact_format=kind.artifact_format,
+        artifact_path=prefix,
+        manifest=manifest,
+        artifact_sha256=manifest_sha256(manifest),
+        params=params or {},
+        metrics=metrics or {},
+        input_schema=input_schema or {},
+        model_card=model_card or {},
+        data_fingerprint=data_fingerprint,
+        source=source,
+        parent=parent,
+        training_run=training_run,
+        created_by=actor.user,
+    )
+    audit_record(
+        actor=actor,
+        action="ml.version.create",
+        obj=version,
+        details={"model": registered_model.name, "number": number, "source": source, "sha256": version.artifact_sha256},
+    )
+    if number == 1 or promote:
+        reason = "first version" if number == 1 else "promoted on creation"
+        _alias_move(
+            actor=actor, registered_model=registered_model, alias=PRODUCTION_ALIAS, version=version, reason=reason
+        )
+    return version
+
+
+def model_version_from_trained(
+    *, actor: Actor, registered_model: RegisteredModel, trained: Trained, **kwargs: Any
+) -> ModelVersion:
+    """Save a freshly trained model through its kind and register it as a new version."""
+    kind = get_kind(registered_model.kind)
+    with tempfile.TemporaryDirectory(dir=_scratch_dir()) as tmp:
+        kind.save(trained, Path(tmp))
+        return model_version_create(
+            actor=actor,
+            registered_model=registered_model,
+            directory=Path(tmp),
+            source=VersionSource.TRAINED,
+            metrics=trained.metrics,
+            params=trained.params,
+            input_schema=trained.input_schema,
+            model_card=trained.model_card,
+            data_fingerprint=trained.data_fingerprint,
+            **kwargs,
+        )
+
+
+def model_version_import(
+    *,
+    actor: Actor,
+    name: str,
+    kind: str,
+    upload: UploadedFile,
+    description: str = "",
+    promote: bool = False,
+) -> ModelVersion:
+    """Import an uploaded artifact (e.g. pretrained weights) as a new version of model `name`.
+
+    Formats that can run code when loaded (`kind.loads_code`) are accepted only from org admins
+    or keys with the `ml` scope, and the kind must validate them out of process.
+    """
+    model_kind = _kind_or_400(kind)
+    if not (actor.is_org_admin or actor.has_scope(Scope.ML)):
+        raise PermissionDenied("Only organization admins or keys with the 'ml' scope may import models.")
+    with tempfile.TemporaryDirectory(dir=_scratch_dir()) as tmp:
+        source = Path(tmp) / "upload"
+        with source.open("wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        upload_sha256 = file_sha256(source)
+        directory = Path(tmp) / "artifact"
+        directory.mkdir()
+        try:
+            imported = model_kind.import_artifact(source, directory)
+        except ArtifactRejected as exc:
+            raise ValidationFailed(str(exc), code="invalid_artifact", fields={"file": [str(exc)]}) from exc
+        with transaction.atomic():
+            registered_model = registered_model_ensure(actor=actor, name=name, kind=kind, description=description)
+            version = model_version_create(
+                actor=actor,
+                registered_model=registered_model,
+                directory=directory,
+                source=VersionSource.IMPORTED,
+                metrics=imported.metrics,
+                params=imported.params,
+                input_schema=imported.input_schema,
+                model_card={**imported.model_card, "imported_file": upload.name, "imported_sha256": upload_sha256},
+                promote=promote,
+            )
+            audit_record(
+                actor=actor,
+                action="ml.version.import",
+                obj=version,
+                details={
+                    "model": name,
+                    "kind": kind,
+                    "file": upload.name,
+                    "sha256": upload_sha256,
+                    "loads_code": model_kind.loads_code,
+                },
+            )
+    return version
+
+
+@transaction.atomic
+def model_alias_set(*, actor: Actor, name: str, alias: str, version_number: int, reason: str = "") -> ModelAlias:
+    """Point `alias` of model `name` at version `version_number` (a promotion, or a rollback)."""
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    from ml.models import alias_name_validator
+
+    try:
+        alias_name_validator(alias)
+    except DjangoValidationError as exc:
+        raise ValidationFailed("Invalid alias name.", fields={"alias": list(exc.messages)}) from exc
+    registered_model = (
+        RegisteredModel.objects.select_for_update().filter(organization=actor.organization, name=name).first()
+    )
+    if registered_model is None:
+        raise NotFound(f"Model {name!r} not found.")
+    version = registered_model.versions.filter(number=version_number).first()
+    if version is None:
+        raise ValidationFailed(
+            f"Model {name!r} has no version {version_number}.", fields={"version": [f"No version {version_number}."]}
+        )
+    return _alias_move(actor=actor, registered_model=registered_model, alias=alias, version=version, reason=reason)
+
+
+def _alias_move(
+    *, actor: Actor, registered_model: RegisteredModel, alias: str, version: ModelVersion, reason: str
+) -> ModelAlias:
+    current = ModelAlias.objects.filter(registered_model=registered_model, name=alias).select_related("version").first()
+    previous = current.version if current else None
+    if current is None:
+        current = ModelAlias.objects.create(registered_model=registered_model, name=alias, version=version)
+    elif current.version_id != version.pk:
+        current.version = version
+        current.save(update_fields=["version", "updated_at"])
+    else:
+        return current  # already there: nothing moved, nothing to record
+    ModelAliasEvent.objects.create(
+        registered_model=registered_model,
+        alias=alias,
+        from_version=previous,
+        to_version=version,
+        actor_label=actor.label,
+        actor_user=actor.user,
+        reason=reason[:500],
+    )
+    audit_record(
+        actor=actor,
+        action="ml.alias.set",
+        obj=current,
+        details={
+            "model": registered_model.name,
+            "alias": alias,
+            "from": previous.number if previous else None,
+            "to": version.number,
+            "reason": reason,
+        },
+    )
+    return current
+
+
+def _scratch_dir() -> Path:
+    path = Path(settings.MODEL_CACHE_DIR) / "scratch"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

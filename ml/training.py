@@ -1,0 +1,89 @@
+"""Training runs: a service that enqueues them and the `ml.train` job that executes them.
+
+Domain apps call `training_run_create` with their kind and a `data` reference their kind
+understands (a dataset id, a zip path); the job calls `kind.train(data=..., params=...,
+report=...)`, streams progress and live metrics into the Job and the run, and registers the
+result as a new ModelVersion. A run re-executed after a crash reuses the version it already
+created (versions are keyed by training run), so a run yields at most one version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.audit.services import audit_record
+from core.jobs.choices import JobQueue
+from core.jobs.runner import JobContext, job_enqueue, job_function
+from core.tenancy.actors import Actor
+from ml.kinds import get_kind
+from ml.models import ModelVersion, TrainingRun
+from ml.services import model_version_from_trained, registered_model_ensure
+
+TRAIN_JOB_KIND = "ml.train"
+MAX_LIVE_METRICS = 2000
+
+
+@transaction.atomic
+def training_run_create(
+    *,
+    actor: Actor,
+    model_name: str,
+    kind: str,
+    data: dict[str, Any],
+    params: dict[str, Any] | None = None,
+    promote: bool = False,
+    parent_version: ModelVersion | None = None,
+) -> TrainingRun:
+    """Register a training request and enqueue it on the `training` queue (on commit)."""
+    registered_model = registered_model_ensure(actor=actor, name=model_name, kind=kind)
+    job = job_enqueue(actor=actor, kind=TRAIN_JOB_KIND, params={})
+    run = TrainingRun.objects.create(
+        organization=actor.organization,
+        registered_model=registered_model,
+        job=job,
+        kind=kind,
+        data=data,
+        params=params or {},
+        promote=promote,
+        parent_version=parent_version,
+        created_by=actor.user,
+    )
+    job.params = {"training_run_id": run.pk}
+    job.save(update_fields=["params", "updated_at"])
+    audit_record(actor=actor, action="ml.training_run.create", obj=run, details={"model": model_name, "kind": kind})
+    return run
+
+
+@job_function(TRAIN_JOB_KIND, queue=JobQueue.TRAINING)
+def train(ctx: JobContext) -> dict[str, Any]:
+    run = TrainingRun.objects.select_related("registered_model", "organization").get(pk=ctx.params["training_run_id"])
+    existing = ModelVersion.objects.filter(training_run=run).first()
+    if existing is not None:  # this run already produced its version before a crash
+        return {"model": run.registered_model.name, "version": existing.number, "metrics": existing.metrics}
+
+    kind = get_kind(run.kind)
+
+    def report(
+        progress: float | None = None, message: str | None = None, metrics: dict[str, Any] | None = None
+    ) -> None:
+        ctx.report(progress=None if progress is None else 0.95 * progress, message=message)
+        if metrics:
+            entry = {"at": timezone.now().isoformat(), **metrics}
+            run.live_metrics = [*run.live_metrics[-(MAX_LIVE_METRICS - 1) :], entry]
+            TrainingRun.objects.filter(pk=run.pk).update(live_metrics=run.live_metrics)
+
+    ctx.report(progress=0.0, message="Training started")
+    trained = kind.train(data=run.data, params=run.params, report=report)
+    ctx.report(progress=0.96, message="Saving the new version")
+    version = model_version_from_trained(
+        actor=ctx.actor,
+        registered_model=run.registered_model,
+        trained=trained,
+        parent=run.parent_version,
+        training_run=run,
+        promote=run.promote,
+    )
+    return {"model": run.registered_model.name, "version": version.number, "metrics": version.metrics}
