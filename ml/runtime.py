@@ -57,9 +57,12 @@ def resolve_device(requested: str | None = None) -> str:
 
 def _parse_index(requested: str) -> int:
     try:
-        return int(requested.split(":", 1)[1])
+        index = int(requested.split(":", 1)[1])
     except ValueError as exc:
         raise DeviceUnavailable(f"Bad CUDA device {requested!r}; use cuda:N.") from exc
+    if index < 0:  # torch would read a negative index as "the current device", not what was asked
+        raise DeviceUnavailable(f"Bad CUDA device {requested!r}; use cuda:N with N >= 0.")
+    return index
 
 
 def _cuda_state() -> tuple[bool, int]:

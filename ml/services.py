@@ -5,18 +5,19 @@ from __future__ import annotations
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Max
 
+from core.audit.models import AuditOutcome
 from core.audit.services import audit_record
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.tenancy.actors import Actor
 from core.tenancy.choices import Scope
-from ml.artifacts import artifact_store, file_sha256, manifest_sha256
+from ml.artifacts import ArtifactIntegrityError, artifact_store, artifact_zip, file_sha256, manifest_sha256
 from ml.choices import PRODUCTION_ALIAS, VersionSource
 from ml.kinds import ArtifactRejected, ModelKind, Trained, get_kind
 from ml.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, TrainingRun, model_name_validator
@@ -248,6 +249,33 @@ def _alias_move(
         },
     )
     return current
+
+
+def model_version_export(*, actor: Actor, version: ModelVersion, handle: BinaryIO) -> None:
+    """Write `version`'s verified artifact and MANIFEST.json as a zip into `handle`; audit the export.
+
+    Raises:
+        ArtifactIntegrityError: a stored file is missing or differs from the manifest. The
+            failed attempt is audited (outcome `failure`) before the error propagates.
+    """
+    details: dict[str, Any] = {
+        "model": version.registered_model.name,
+        "number": version.number,
+        "sha256": version.artifact_sha256,
+    }
+    try:
+        artifact_zip(prefix=version.artifact_path, manifest=version.manifest, handle=handle)
+    except ArtifactIntegrityError as exc:
+        # A tampered artifact is a security event: record it even though nothing is exported.
+        audit_record(
+            actor=actor,
+            action="ml.version.export",
+            obj=version,
+            outcome=AuditOutcome.FAILURE,
+            details={**details, "error": str(exc)},
+        )
+        raise
+    audit_record(actor=actor, action="ml.version.export", obj=version, details=details)
 
 
 def _scratch_dir() -> Path:
