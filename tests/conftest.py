@@ -17,10 +17,16 @@ os.environ.setdefault("DJANGO_ENV", "test")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# Real-services fixtures (real_services, real_worker, real_worker_factory) for `integration` tests.
+pytest_plugins = ["tests.realservices"]
+
 
 @pytest.fixture(autouse=True)
-def _isolated_var(settings: Any, tmp_path: Path) -> Iterator[None]:
-    """Every test gets its own media/artifact/cache folders and runs jobs inline."""
+def _isolated_var(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> Iterator[None]:
+    """Every test gets its own media/artifact/cache folders and runs jobs inline.
+
+    Tests marked `integration` publish jobs to the real broker instead (a real worker runs them).
+    """
     from django.core.files.storage import storages
 
     settings.MEDIA_ROOT = tmp_path / "media"
@@ -41,7 +47,7 @@ def _isolated_var(settings: Any, tmp_path: Path) -> Iterator[None]:
     storages.backends = settings.STORAGES  # type: ignore[misc]
     from core.celery import app
 
-    app.conf.task_always_eager = True
+    app.conf.task_always_eager = request.node.get_closest_marker("integration") is None
     app.conf.task_eager_propagates = True
     from ml.runtime import cache_clear
 

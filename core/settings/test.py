@@ -7,5 +7,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "100000/min"}}
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
-STATIC_ROOT = None  # tests serve static files through the finders; no collectstatic folder
+STATIC_ROOT = None  # type: ignore[assignment]  # tests serve static through the finders
 WHITENOISE_USE_FINDERS = True
