@@ -1,0 +1,1 @@
+"""Developer entry points (`make run` → `python -m scripts.run_local`)."""

@@ -106,6 +106,7 @@ USE_TZ = True
 
 # --- Static, media, artifacts ------------------------------------------------------------------
 STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "core" / "portal" / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.get("MEDIA_ROOT") or VAR_DIR / "media")

@@ -1,0 +1,64 @@
+"""Who may open a portal page: signed-in members of an organization, and org admins for admin pages.
+
+A signed-in user without any membership has nothing to see: they get a 403 page that says so,
+never a page of some organization. Objects of another organization are 404 (the selectors
+raise `NotFound`, and `not_found_as_404` turns that into Django's 404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from core.errors import NotFound
+from core.tenancy.actors import Actor
+
+View = Callable[..., HttpResponse]
+
+
+def portal_actor(request: HttpRequest) -> Actor:
+    """The acting member (set by `OrganizationMiddleware`); only call behind `member_required`."""
+    actor: Actor | None = getattr(request, "actor", None)
+    if actor is None:
+        raise PermissionDenied("Your account is not a member of any organization.")
+    return actor
+
+
+def member_required(view: View) -> View:
+    """Signed in (else redirect to the login page) and a member of an organization (else 403)."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        portal_actor(request)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def org_admin_required(view: View) -> View:
+    """Like `member_required`, and the member's role must be `org_admin` (else 403)."""
+
+    @member_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not portal_actor(request).is_org_admin:
+            raise PermissionDenied("Only organization admins may open this page.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@contextmanager
+def not_found_as_404() -> Iterator[None]:
+    """Turn a selector's `NotFound` (missing, or another organization's row) into a 404 page."""
+    try:
+        yield
+    except NotFound as exc:
+        raise Http404(exc.message) from exc

@@ -1,0 +1,68 @@
+"""Input validation for portal forms. Services still validate; their errors land on the form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from core.errors import DomainError
+from core.tenancy.choices import Scope
+from ml.choices import PRODUCTION_ALIAS
+from ml.models import alias_name_validator
+
+EXPIRY_CHOICES = [("", "Never"), ("30", "In 30 days"), ("90", "In 90 days"), ("365", "In one year")]
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses this key, e.g. “loan origination system”.")
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The API areas this key may call. Grant only what the client needs.",
+    )
+    expires_in_days = forms.TypedChoiceField(
+        choices=EXPIRY_CHOICES, coerce=int, empty_value=None, required=False, label="Expires"
+    )
+
+    def expires_at(self) -> datetime | None:
+        days = self.cleaned_data.get("expires_in_days")
+        return timezone.now() + timedelta(days=days) if days else None
+
+
+class ModelAliasSetForm(forms.Form):
+    """Point an alias at a version: a promotion, or a rollback to an older version."""
+
+    alias = forms.CharField(max_length=50, initial=PRODUCTION_ALIAS, validators=[alias_name_validator])
+    version = forms.TypedChoiceField(coerce=int, choices=())
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Recorded in the alias history and the audit log.",
+    )
+
+    def __init__(self, *args: object, version_numbers: Iterable[int] = (), **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["version"].choices = [(n, f"v{n}") for n in version_numbers]  # type: ignore[attr-defined]
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.ChoiceField(required=False, choices=())
+
+    def __init__(self, *args: object, actions: Iterable[str] = (), **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["action"].choices = [("", "All actions"), *((a, a) for a in actions)]  # type: ignore[attr-defined]
+
+
+def add_domain_error(form: forms.Form, exc: DomainError) -> None:
+    """Show a service's error on the form: per field where the field exists, else on the form."""
+    placed = False
+    for field, messages in exc.fields.items():
+        if field in form.fields:
+            for message in messages:
+                form.add_error(field, message)
+            placed = True
+    if not placed:
+        form.add_error(None, exc.message)
