@@ -8,4 +8,15 @@ class TrafficConfig(DomainAppConfig):
     verbose_name = "Traffic"
     domain = "traffic"
     roles = ("traffic_operator",)
-    nav_label = ""  # shown in the portal once the app has pages
+    nav_label = "Traffic"
+    api_urls = "apps.traffic.urls"
+    portal_urls = "apps.traffic.portal_urls"
+
+    def ready(self) -> None:
+        from apps.traffic import jobs, ml  # noqa: F401  (registers the ModelKind and the job function)
+
+    def seed_demo(self, *, org, stdout) -> None:  # type: ignore[no-untyped-def]
+        """A demo camera with a counting line and a small detector trained from scratch on generated frames."""
+        from apps.traffic.demo import traffic_demo_seed
+
+        traffic_demo_seed(org=org, stdout=stdout)

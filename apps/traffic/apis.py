@@ -1,0 +1,299 @@
+"""The traffic partner API (`/api/v1/traffic/…`): thin views over services and selectors."""
+
+from __future__ import annotations
+
+import mimetypes
+from datetime import UTC
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.traffic import selectors, services
+from apps.traffic.choices import Category
+from apps.traffic.serializers import (
+    CameraInputSerializer,
+    CameraOutputSerializer,
+    ClassMapInputSerializer,
+    ClassMapOutputSerializer,
+    CountsFilterSerializer,
+    CountsOutputSerializer,
+    CrossingOutputSerializer,
+    DetectionFilterSerializer,
+    DetectionInputSerializer,
+    DetectionRunOutputSerializer,
+    TrainingInputSerializer,
+    VideoInputSerializer,
+    VideoOutputSerializer,
+)
+from core.api.views import OrgAPIView
+from core.errors import NotFound
+from core.jobs.serializers import JobOutputSerializer
+from ml.selectors import training_run_get
+
+MULTIPART = (MultiPartParser, FormParser)
+
+
+class TrafficApi(OrgAPIView):
+    required_scope = "traffic"
+
+
+def _stored_file(name: str) -> FileResponse:
+    if not name or not default_storage.exists(name):
+        raise NotFound("File not found.")
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# --- Cameras ---------------------------------------------------------------------------------------
+
+
+class CameraListApi(TrafficApi):
+    parser_classes = (JSONParser,)
+
+    @extend_schema(responses=CameraOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return self.paginate(request, selectors.camera_list(org=self.org), CameraOutputSerializer)
+
+    @extend_schema(request=CameraInputSerializer, responses={201: CameraOutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = CameraInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        camera = services.camera_create(actor=self.actor, **serializer.validated_data)
+        camera = selectors.camera_get(org=self.org, camera_id=camera.pk)
+        return Response(CameraOutputSerializer(camera).data, status=status.HTTP_201_CREATED)
+
+
+class CameraDetailApi(TrafficApi):
+    parser_classes = (JSONParser,)
+
+    @extend_schema(responses=CameraOutputSerializer)
+    def get(self, request: Request, camera_id: int) -> Response:
+        return Response(CameraOutputSerializer(selectors.camera_get(org=self.org, camera_id=camera_id)).data)
+
+    @extend_schema(request=CameraInputSerializer, responses=CameraOutputSerializer)
+    def patch(self, request: Request, camera_id: int) -> Response:
+        camera = selectors.camera_get(org=self.org, camera_id=camera_id)
+        serializer = CameraInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.camera_update(actor=self.actor, camera=camera, data=serializer.validated_data)
+        return Response(CameraOutputSerializer(selectors.camera_get(org=self.org, camera_id=camera_id)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, camera_id: int) -> Response:
+        services.camera_delete(actor=self.actor, camera=selectors.camera_get(org=self.org, camera_id=camera_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CameraFrameApi(TrafficApi):
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})
+    def get(self, request: Request, camera_id: int) -> FileResponse:
+        return _stored_file(selectors.camera_get(org=self.org, camera_id=camera_id).last_frame)
+
+
+class CameraCountsApi(TrafficApi):
+    @extend_schema(parameters=[CountsFilterSerializer], responses=CountsOutputSerializer)
+    def get(self, request: Request, camera_id: int) -> Response:
+        camera = selectors.camera_get(org=self.org, camera_id=camera_id)
+        filters = CountsFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        counts = selectors.camera_counts(org=self.org, camera=camera, **filters.validated_data)
+        return Response(CountsOutputSerializer(counts).data)
+
+
+# --- Image detection -------------------------------------------------------------------------------
+
+
+class DetectionListApi(TrafficApi):
+    parser_classes = MULTIPART
+
+    @extend_schema(parameters=[DetectionFilterSerializer], responses=DetectionRunOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = DetectionFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        params = filters.validated_data
+        runs = selectors.detection_run_list(
+            org=self.org,
+            camera_id=params.get("camera"),
+            start=params.get("start"),
+            end=params.get("end"),
+            class_name=params.get("class_name") or request.query_params.get("class"),
+        )
+        return self.paginate(request, runs, DetectionRunOutputSerializer)
+
+    @extend_schema(
+        request={"multipart/form-data": DetectionInputSerializer}, responses={201: DetectionRunOutputSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        serializer = DetectionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        camera = selectors.camera_get(org=self.org, camera_id=data["camera"]) if data.get("camera") else None
+        run = services.detection_run_create(
+            actor=self.actor,
+            upload=data["image"],
+            camera=camera,
+            model_name=data.get("model") or None,
+            version_number=data.get("version"),
+            conf=data["conf"],
+            imgsz=data.get("imgsz"),
+            classes=[c.strip() for c in (data.get("classes") or "").split(",") if c.strip()],
+            captured_at=data.get("captured_at"),
+        )
+        run = selectors.detection_run_get(org=self.org, run_id=run.pk)
+        return Response(DetectionRunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class DetectionDetailApi(TrafficApi):
+    @extend_schema(responses=DetectionRunOutputSerializer)
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(DetectionRunOutputSerializer(selectors.detection_run_get(org=self.org, run_id=run_id)).data)
+
+
+class DetectionAnnotatedImageApi(TrafficApi):
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})
+    def get(self, request: Request, run_id: int) -> FileResponse:
+        return _stored_file(selectors.detection_run_get(org=self.org, run_id=run_id).annotated_image)
+
+
+class DetectionImageApi(TrafficApi):
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
+    def get(self, request: Request, run_id: int) -> FileResponse:
+        return _stored_file(selectors.detection_run_get(org=self.org, run_id=run_id).image)
+
+
+# --- Video -----------------------------------------------------------------------------------------
+
+
+class VideoListApi(TrafficApi):
+    parser_classes = MULTIPART
+
+    @extend_schema(responses=VideoOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        camera = request.query_params.get("camera")
+        videos = selectors.video_list(org=self.org, camera_id=int(camera) if camera and camera.isdigit() else None)
+        return self.paginate(request, videos, VideoOutputSerializer)
+
+    @extend_schema(request={"multipart/form-data": VideoInputSerializer}, responses={202: VideoOutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = VideoInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        camera = selectors.camera_get(org=self.org, camera_id=data["camera"])
+        video = services.video_analysis_create(
+            actor=self.actor,
+            upload=data["video"],
+            camera=camera,
+            model_name=data.get("model") or None,
+            version_number=data.get("version"),
+            conf=data["conf"],
+            imgsz=data.get("imgsz"),
+            anti_flicker_frames=data["anti_flicker_frames"],
+            frame_stride=data["frame_stride"],
+            recorded_at=data.get("recorded_at"),
+        )
+        video = selectors.video_get(org=self.org, video_id=video.pk)
+        return Response(VideoOutputSerializer(video).data, status=status.HTTP_202_ACCEPTED)
+
+
+class VideoDetailApi(TrafficApi):
+    @extend_schema(responses=VideoOutputSerializer)
+    def get(self, request: Request, video_id: int) -> Response:
+        return Response(VideoOutputSerializer(selectors.video_get(org=self.org, video_id=video_id)).data)
+
+
+class VideoCrossingsApi(TrafficApi):
+    @extend_schema(responses=CrossingOutputSerializer(many=True))
+    def get(self, request: Request, video_id: int) -> Response:
+        video = selectors.video_get(org=self.org, video_id=video_id)
+        return self.paginate(request, selectors.crossing_list(org=self.org, video=video), CrossingOutputSerializer)
+
+
+# --- Models: training and class maps ---------------------------------------------------------------
+
+
+class TrainingRunListApi(TrafficApi):
+    parser_classes = MULTIPART
+
+    @extend_schema(
+        request={"multipart/form-data": TrainingInputSerializer},
+        responses={202: OpenApiResponse(description="The training run and its Job on the `training` queue.")},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = TrainingInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        run = services.detector_training_start(
+            actor=self.actor,
+            upload=data["dataset"],
+            model_name=data["model"],
+            epochs=data["epochs"],
+            imgsz=data["imgsz"],
+            batch=data["batch"],
+            base_version=data.get("base_version"),
+            architecture=data.get("architecture"),
+            promote=data["promote"],
+        )
+        return Response(
+            _training_run_body(training_run_get(org=self.org, run_id=run.pk)), status=status.HTTP_202_ACCEPTED
+        )
+
+
+class TrainingRunDetailApi(TrafficApi):
+    @extend_schema(responses={200: OpenApiResponse(description="Status, live metrics per epoch and the version.")})
+    def get(self, request: Request, run_id: int) -> Response:
+        run = training_run_get(org=self.org, run_id=run_id)
+        if run.kind != services.MODEL_KIND:
+            raise NotFound("Training run not found.")
+        return Response(_training_run_body(run))
+
+
+def _training_run_body(run) -> dict:  # type: ignore[no-untyped-def]
+    version = getattr(run, "version", None)
+    try:
+        version = run.version
+    except Exception:  # noqa: BLE001 - reverse one-to-one raises when absent
+        version = None
+    return {
+        "id": run.pk,
+        "model": run.registered_model.name,
+        "status": run.job.status,
+        "params": run.params,
+        "dataset": (run.data or {}).get("summary", {}),
+        "live_metrics": run.live_metrics,
+        "version": {"number": version.number, "metrics": version.metrics} if version else None,
+        "job": JobOutputSerializer(run.job).data,
+        "created_at": run.created_at.astimezone(UTC).isoformat(),
+    }
+
+
+class ClassMapApi(TrafficApi):
+    parser_classes = (JSONParser,)
+
+    def _body(self, name: str) -> dict:  # type: ignore[type-arg]
+        model = selectors.detector_model_get(org=self.org, name=name)
+        mapping = selectors.class_map_effective(org=self.org, registered_model=model)
+        return {"model": model.name, "mapping": mapping, "categories": list(Category.values)}
+
+    @extend_schema(responses=ClassMapOutputSerializer)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(ClassMapOutputSerializer(self._body(name)).data)
+
+    @extend_schema(request=ClassMapInputSerializer, responses=ClassMapOutputSerializer)
+    def put(self, request: Request, name: str) -> Response:
+        serializer = ClassMapInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        model = selectors.detector_model_get(org=self.org, name=name)
+        services.class_map_update(
+            actor=self.actor, registered_model=model, mapping=serializer.validated_data["mapping"]
+        )
+        return Response(ClassMapOutputSerializer(self._body(name)).data)
+
+    patch = put

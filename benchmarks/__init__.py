@@ -1,0 +1,1 @@
+"""Benchmarks: our path vs the raw library on the same input, printed as ratios."""

@@ -1,0 +1,106 @@
+"""Traffic fixtures: tiny real YOLO weights trained once per session, generated datasets and clips."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from fixtures.traffic_shapes import CLASS_NAMES, shapes_dataset_zip, shapes_image
+
+TINY_IMGSZ = 64
+
+
+def _train_weights(workdir: Path, *, epochs: int, images: int, imgsz: int, size: int) -> Path:
+    """Train yolo11n from its yaml on generated shapes (offline) and return best.pt."""
+    from apps.traffic.ml_offline import configure_ultralytics_offline
+
+    configure_ultralytics_offline(workdir / "ultralytics-config")
+    from ultralytics import YOLO
+
+    dataset = workdir / "dataset"
+    zip_path = shapes_dataset_zip(workdir / "shapes.zip", train=images, val=max(4, images // 4), size=size, seed=3)
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(dataset)
+    (dataset / "data.yaml").write_text(
+        f"path: {dataset}\ntrain: images/train\nval: images/val\nnames:\n"
+        + "".join(f"  {k}: {v}\n" for k, v in CLASS_NAMES.items())
+    )
+    model = YOLO("yolo11n.yaml")
+    model.train(
+        data=str(dataset / "data.yaml"),
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=16,
+        device="cpu",
+        workers=0,
+        plots=False,
+        amp=False,
+        project=str(workdir / "runs"),
+        name="train",
+        exist_ok=True,
+        verbose=False,
+        seed=0,
+        deterministic=True,
+        mosaic=0.0,
+        warmup_epochs=1,
+        lr0=0.02,
+        hsv_h=0.0,
+        hsv_s=0.0,
+        hsv_v=0.0,
+    )
+    best = Path(model.trainer.best)
+    target = workdir / "weights.pt"
+    shutil.copyfile(best if best.exists() else model.trainer.last, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real ultralytics detection checkpoint (yolo11n, 1 epoch at 64 px): fast, not accurate."""
+    return _train_weights(tmp_path_factory.mktemp("tiny-yolo"), epochs=1, images=8, imgsz=TINY_IMGSZ, size=64)
+
+
+@pytest.fixture(scope="session")
+def shapes_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A yolo11n that really detects the generated shapes (about a minute of CPU): slow tests only."""
+    return _train_weights(tmp_path_factory.mktemp("shapes-yolo"), epochs=30, images=96, imgsz=96, size=128)
+
+
+def weights_upload(path: Path, name: str = "weights.pt") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, path.read_bytes(), content_type="application/octet-stream")
+
+
+@pytest.fixture
+def import_detector(org: Any) -> Callable[..., Any]:
+    """`import_detector(weights_path, name=...)` → the imported ModelVersion of `org`."""
+    from core.tenancy.actors import Actor
+    from ml.services import model_version_import
+
+    def make(weights: Path, name: str = "traffic-detector", organization: Any = None) -> Any:
+        actor = Actor.system(organization or org)
+        return model_version_import(
+            actor=actor, name=name, kind="traffic.yolo_detector", upload=weights_upload(weights)
+        )
+
+    return make
+
+
+@pytest.fixture
+def detector(import_detector: Callable[..., Any], tiny_weights: Path) -> Any:
+    return import_detector(tiny_weights)
+
+
+def jpeg_upload(name: str = "frame.jpg", seed: int = 0, size: int = 64) -> SimpleUploadedFile:
+    import cv2
+
+    image, _ = shapes_image(random.Random(seed), size)
+    ok, encoded = cv2.imencode(".jpg", image)
+    assert ok
+    return SimpleUploadedFile(name, encoded.tobytes(), content_type="image/jpeg")
