@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +26,14 @@ def check_broker() -> None:
 
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
+    if str(app.conf.broker_url).startswith("filesystem://"):
+        # "Connecting" to kombu's filesystem transport always succeeds; what can actually fail
+        # is the folder the web process and the worker exchange messages through.
+        options = app.conf.broker_transport_options or {}
+        for key in ("data_folder_in", "data_folder_out", "control_folder"):
+            folder = options.get(key)
+            if folder and not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+                raise RuntimeError(f"filesystem broker folder {folder} is missing or not writable")
 
 
 def check_storage() -> None:

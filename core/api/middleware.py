@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import filesizeformat
 
 from core.api.exceptions import json_error_response
 from core.audit.context import client_ip_var, request_id_var
@@ -49,6 +50,6 @@ class ApiBodySizeLimitMiddleware:
             except ValueError:
                 length = 0
             if length > settings.API_MAX_UPLOAD_BYTES:
-                limit_mb = settings.API_MAX_UPLOAD_BYTES // (1024 * 1024)
-                return json_error_response(413, "too_large", f"Request body is larger than the {limit_mb} MB limit.")
+                limit = filesizeformat(settings.API_MAX_UPLOAD_BYTES).replace("\xa0", " ")
+                return json_error_response(413, "too_large", f"Request body is larger than the {limit} limit.")
         return self.get_response(request)

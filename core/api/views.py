@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from core.api.pagination import StandardPagination
+from core.api.schema import TesseraAutoSchema
 from core.tenancy.actors import Actor
 from core.tenancy.models import Organization
 
@@ -20,6 +21,8 @@ class OrgAPIView(APIView):
     """
 
     required_scope: str | None = None
+    # Names nested Input/OutputSerializers uniquely in the OpenAPI schema (see TesseraAutoSchema).
+    schema = TesseraAutoSchema()
 
     @property
     def actor(self) -> Actor:

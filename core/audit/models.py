@@ -15,6 +15,16 @@ class AuditOutcome(models.TextChoices):
     FAILURE = "failure", "Failure"
 
 
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    """Bulk writes that would rewrite history are refused, like `save()` on an existing row."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError("Audit events are append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("Audit events are append-only.")
+
+
 class AuditEvent(models.Model):
     """One recorded action: who, in which organization, did what to which object, when.
 
@@ -38,6 +48,10 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+
+    # `update()`/`delete()` on querysets raise. Django's own cascades (SET_NULL when a user or key
+    # is deleted) go through the base manager, so they still work.
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -157,8 +157,16 @@ def job_claim(*, job_id: int, token: str) -> Job | None:
             job.error = job.error or f"Gave up after {job.attempts} attempts (worker lost or restarted)."
             job.finished_at = now
             job.save(update_fields=["status", "error", "finished_at", "updated_at"])
+            audit_record(
+                actor=Actor.system(job.organization, user=job.created_by),
+                action=f"core.job.{JobStatus.FAILED}",
+                obj=job,
+                outcome=AuditOutcome.FAILURE,
+                details={"kind": job.kind, "attempts": job.attempts},
+            )
             return None
         takeover = job.status == JobStatus.RUNNING
+        retry = not takeover and job.attempts > 0
         job.status = JobStatus.RUNNING
         job.attempts += 1
         job.claimed_by = token
@@ -166,6 +174,8 @@ def job_claim(*, job_id: int, token: str) -> Job | None:
         job.heartbeat_at = now
         if takeover:
             job.message = f"Resumed on another worker (attempt {job.attempts})."
+        elif retry:
+            job.message = f"Retrying (attempt {job.attempts} of {job.max_attempts})."
         job.save(
             update_fields=["status", "attempts", "claimed_by", "started_at", "heartbeat_at", "message", "updated_at"]
         )
@@ -249,9 +259,13 @@ def job_execute(*, job_id: int) -> Outcome:
     except spec.retry_on as exc:
         if job.attempts < job.max_attempts:
             delay = spec.backoff_seconds * 2 ** (job.attempts - 1)
-            Job.objects.filter(pk=job.pk, claimed_by=token).update(
+            # Only while this execution still owns a running job: a job cancelled (or taken
+            # over) meanwhile must not be put back in the queue.
+            requeued = Job.objects.filter(pk=job.pk, claimed_by=token, status=JobStatus.RUNNING).update(
                 status=JobStatus.QUEUED, message=f"Transient error, retrying in {delay}s: {exc}"[:500]
             )
+            if not requeued:
+                return Outcome(ran=True)
             return Outcome(ran=True, status=JobStatus.QUEUED, retry_in=delay)
         _job_finish(job=job, token=token, status=JobStatus.FAILED, error=_describe(exc))
         return Outcome(ran=True, status=JobStatus.FAILED)

@@ -12,6 +12,9 @@ def run_job(self, job_id: int) -> str | None:  # type: ignore[no-untyped-def]
     # A soft time limit raises inside the job function; the runner records it as a failure.
     outcome = job_execute(job_id=job_id)
     if outcome.retry_in is not None:
+        # A new message rather than Celery's `self.retry()`: the Job row carries the attempt
+        # count. Under eager Celery (tests) this runs the retry inline at once (countdown is
+        # ignored), nested in this call; the claim still sees a queued job and takes it.
         job_send(job_id=job_id, countdown=outcome.retry_in)
     return outcome.status
 

@@ -7,7 +7,7 @@ from core.settings.base import *  # noqa: F403
 
 if not env.is_set("SECRET_KEY") or len(env.get("SECRET_KEY")) < 50:
     raise ImproperlyConfigured("DJANGO_ENV=production needs SECRET_KEY (at least 50 random characters).")
-if not env.is_set("ALLOWED_HOSTS"):
+if not env.is_set("ALLOWED_HOSTS") or not env.get_list("ALLOWED_HOSTS"):
     raise ImproperlyConfigured("DJANGO_ENV=production needs ALLOWED_HOSTS (comma-separated host names).")
 
 DEBUG = False

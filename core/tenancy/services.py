@@ -118,3 +118,48 @@ def api_key_touch(*, api_key: ApiKey, min_interval_seconds: int = 60) -> None:
     if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() >= min_interval_seconds:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
+
+
+@transaction.atomic
+def organization_update(*, actor: Actor, org: Organization, name: str) -> Organization:
+    """Rename `org` (its slug is permanent: URLs and CLI scripts use it)."""
+    if org.name != name:
+        previous = org.name
+        org.name = name
+        org.save(update_fields=["name", "updated_at"])
+        audit_record(actor=actor, action="core.organization.update", obj=org, details={"from": previous, "to": name})
+    return org
+
+
+@transaction.atomic
+def membership_set(*, actor: Actor, user: User, role: str) -> Membership:
+    """Give `user` `role` in the actor's organization (creating the membership if needed)."""
+    if role not in Role.values:
+        raise ValidationFailed(f"Unknown role {role!r}.", fields={"role": [f"Choose one of {', '.join(Role.values)}."]})
+    membership, _ = Membership.objects.update_or_create(
+        organization=actor.organization, user=user, defaults={"role": role}
+    )
+    audit_record(
+        actor=actor,
+        action="core.membership.set",
+        obj=membership,
+        details={"username": user.get_username(), "role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_delete(*, actor: Actor, membership: Membership) -> None:
+    """Remove `user` from the organization; the audit row keeps who it was."""
+    if membership.organization_id != actor.organization.pk:
+        raise ValidationFailed("Membership belongs to another organization.")
+    details = {"username": membership.user.get_username(), "role": membership.role}
+    object_id = membership.pk
+    membership.delete()
+    audit_record(
+        actor=actor,
+        action="core.membership.delete",
+        object_type="core.membership",
+        object_id=object_id,
+        details=details,
+    )
