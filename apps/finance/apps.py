@@ -1,4 +1,11 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from core.apps import DomainAppConfig
+
+if TYPE_CHECKING:
+    from core.tenancy.models import Organization
 
 
 class FinanceConfig(DomainAppConfig):
@@ -8,4 +15,14 @@ class FinanceConfig(DomainAppConfig):
     verbose_name = "Credit risk"
     domain = "finance"
     roles = ("credit_analyst",)
-    nav_label = ""  # shown in the portal once the app has pages
+    nav_label = "Credit risk"
+    api_urls = "apps.finance.urls"
+    portal_urls = "apps.finance.portal_urls"
+
+    def ready(self) -> None:
+        from apps.finance import ml, tasks  # noqa: F401  (registers the ModelKind and the job functions)
+
+    def seed_demo(self, *, org: Organization, stdout: object) -> None:
+        from apps.finance.demo import finance_demo_seed
+
+        finance_demo_seed(org=org, stdout=stdout)
