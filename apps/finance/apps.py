@@ -21,6 +21,17 @@ class FinanceConfig(DomainAppConfig):
 
     def ready(self) -> None:
         from apps.finance import ml, tasks  # noqa: F401  (registers the ModelKind and the job functions)
+        from core.celery import app
+
+        # PSI/CSI drift snapshots of every production credit model, once a day.
+        app.conf.beat_schedule = {
+            **(app.conf.beat_schedule or {}),
+            "finance-monitoring-daily": {
+                "task": tasks.MONITORING_SWEEP_TASK,
+                "schedule": 24 * 3600,
+                "options": {"queue": "default"},
+            },
+        }
 
     def seed_demo(self, *, org: Organization, stdout: object) -> None:
         from apps.finance.demo import finance_demo_seed

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import shared_task
+
 from apps.finance import services
-from apps.finance.choices import BATCH_JOB_KIND, MONITORING_JOB_KIND
+from apps.finance.choices import BATCH_JOB_KIND, MODEL_KIND, MONITORING_JOB_KIND
 from core.jobs.choices import JobQueue
 from core.jobs.runner import JobContext, job_function
+from core.tenancy.actors import Actor
+from ml.choices import PRODUCTION_ALIAS
+from ml.models import ModelAlias
+
+MONITORING_SWEEP_TASK = "apps.finance.tasks.monitoring_sweep"
 
 
 @job_function(BATCH_JOB_KIND, queue=JobQueue.INFERENCE)
@@ -24,3 +31,17 @@ def monitoring_snapshot(ctx: JobContext) -> dict[str, Any]:
         job_id=ctx.job.pk,
     )
     return {"snapshot_id": snapshot.pk, "score_psi": snapshot.score_psi, "band": snapshot.band}
+
+
+@shared_task(name=MONITORING_SWEEP_TASK)
+def monitoring_sweep() -> list[int]:
+    """Scheduled by Celery beat (daily): one monitoring job per production credit model."""
+    aliases = ModelAlias.objects.filter(name=PRODUCTION_ALIAS, registered_model__kind=MODEL_KIND).select_related(
+        "registered_model__organization"
+    )
+    return [
+        services.monitoring_enqueue(
+            actor=Actor.system(alias.registered_model.organization), name=alias.registered_model.name
+        ).pk
+        for alias in aliases
+    ]

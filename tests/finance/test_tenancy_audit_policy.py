@@ -151,3 +151,20 @@ def test_monitoring_psi_and_csi(api, scored, credit_frame):
     history = api.get("/api/v1/finance/models/credit-risk/monitoring/").json()["history"]
     assert len(history) == 1 and history[0]["band"] == "act"
     assert_error(api.get("/api/v1/finance/models/credit-risk/monitoring/", {"window_days": 0}), 400)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_daily_monitoring_sweep_snapshots_every_production_credit_model(trained_model, org):
+    from apps.finance.models import MonitoringSnapshot
+    from apps.finance.tasks import MONITORING_SWEEP_TASK, monitoring_sweep
+    from core.celery import app
+    from core.jobs.models import Job
+
+    # given: a production credit model, and the daily sweep in beat's schedule
+    assert app.conf.beat_schedule["finance-monitoring-daily"]["task"] == MONITORING_SWEEP_TASK
+    # when: beat fires the sweep (its jobs run inline here)
+    job_ids = monitoring_sweep()
+    # then: one monitoring job for the one production model, and it left a snapshot
+    assert len(job_ids) == 1
+    assert Job.objects.get(pk=job_ids[0]).status == "succeeded"
+    assert MonitoringSnapshot.objects.filter(organization=org, model_name="credit-risk").count() == 1
