@@ -6,8 +6,6 @@ service come back as form errors/messages; another organization's rows are 404.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
@@ -15,7 +13,6 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 
 from apps.finance import charts, selectors, services
@@ -31,40 +28,17 @@ from apps.finance.forms import (
     application_form_for,
 )
 from apps.finance.ml import CreditModel
-from core.errors import DomainError, NotFound
+from core.errors import DomainError
+from core.portal.access import role_required
+from core.portal.forms import add_domain_error
 from core.tenancy.actors import Actor
 from core.tenancy.choices import Role
 from ml.runtime import load_version
 from ml.selectors import model_version_get, training_run_get
 
-View = Callable[..., HttpResponseBase]
-
-
-def analyst_required(view: View) -> View:
-    """Signed-in credit analysts and org admins; NotFound (incl. other tenants) becomes a 404 page."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not request.user.is_authenticated:
-            return redirect(f"/login/?next={request.path}")
-        actor: Actor | None = getattr(request, "actor", None)
-        if actor is None or actor.role not in (Role.CREDIT_ANALYST, Role.ORG_ADMIN):
-            raise PermissionDenied("The credit portal is for credit analysts and organization admins.")
-        try:
-            return view(request, actor, *args, **kwargs)
-        except NotFound as exc:
-            raise Http404(exc.message) from exc
-
-    return wrapped
-
-
-def _form_errors(form: Any, exc: DomainError) -> None:
-    form.add_error(None, exc.message)
-    for name, errors in exc.fields.items():
-        for error in errors:
-            form.add_error(
-                name if name in form.fields else None, f"{name}: {error}" if name not in form.fields else error
-            )
+analyst_required = role_required(
+    Role.CREDIT_ANALYST, message="The credit portal is for credit analysts and organization admins."
+)
 
 
 @analyst_required
@@ -93,7 +67,7 @@ def dataset_upload(request: HttpRequest, actor: Actor) -> HttpResponse:
         try:
             dataset = services.dataset_create(actor=actor, upload=form.cleaned_data["file"], **form.service_fields())
         except DomainError as exc:
-            _form_errors(form, exc)
+            add_domain_error(form, exc)
         else:
             messages.success(request, f"Uploaded {dataset.rows} rows. Review the schema, then train.")
             return redirect("finance:dataset-detail", dataset_id=dataset.pk)
@@ -135,7 +109,7 @@ def dataset_detail(request: HttpRequest, actor: Actor, dataset_id: int) -> HttpR
                 promote=train_form.cleaned_data["promote"],
             )
         except DomainError as exc:
-            _form_errors(train_form, exc)
+            add_domain_error(train_form, exc)
         else:
             return redirect("finance:training-run", run_id=run.pk)
     return render(request, "finance/dataset_detail.html", {"dataset": dataset, "train_form": train_form})
@@ -203,7 +177,7 @@ def model_detail(request: HttpRequest, actor: Actor, name: str, number: int | No
             messages.success(request, f"v{promote_form.cleaned_data['version']} is now in production.")
             return redirect("finance:model-detail", name=name)
         except DomainError as exc:
-            _form_errors(promote_form, exc)
+            add_domain_error(promote_form, exc)
     return render(
         request,
         "finance/model_detail.html",
@@ -281,7 +255,7 @@ def score(request: HttpRequest, actor: Actor) -> HttpResponse:
                 source=DecisionSource.PORTAL,
             )
         except DomainError as exc:
-            _form_errors(form, exc)
+            add_domain_error(form, exc)
     return render(request, "finance/score.html", {"form": form, "version": version, "decision": decision})
 
 
@@ -317,7 +291,7 @@ def batch_list(request: HttpRequest, actor: Actor) -> HttpResponse:
                 name=form.cleaned_data["name"],
             )
         except DomainError as exc:
-            _form_errors(form, exc)
+            add_domain_error(form, exc)
         else:
             return redirect("finance:batch-detail", batch_id=batch.pk)
     return render(
@@ -388,7 +362,7 @@ def policy(request: HttpRequest, actor: Actor) -> HttpResponse:
                 messages.success(request, "Credit policy saved.")
                 return redirect("finance:policy")
             except DomainError as exc:
-                _form_errors(form, exc)
+                add_domain_error(form, exc)
     snapshot = selectors.policy_snapshot(current)
     examples = [(s, snapshot.pd_at_score(s)) for s in range(440, 701, 20)]
     return render(request, "finance/policy.html", {"form": form, "examples": examples, "can_edit": actor.is_org_admin})

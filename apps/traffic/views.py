@@ -6,13 +6,9 @@ the org-checked API file endpoints (session-authenticated), never public media U
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import wraps
-from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
@@ -20,34 +16,16 @@ from django.utils.safestring import mark_safe
 from apps.traffic import charts, selectors, services
 from apps.traffic.choices import DEFAULT_MODEL_NAME, MODEL_KIND
 from apps.traffic.forms import CameraForm, CountsForm, DetectForm, TrainForm, VideoForm
-from core.errors import DomainError, NotFound
+from core.errors import DomainError
+from core.portal.access import role_required
+from core.portal.forms import add_domain_error
 from core.tenancy.actors import Actor
 from core.tenancy.choices import Role
 from ml.selectors import training_run_get
 
-View = Callable[..., HttpResponse]
-
-
-def operator_required(view: View) -> View:
-    """Signed-in traffic operators and org admins; NotFound (incl. other tenants) becomes a 404."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect(f"/login/?next={request.path}")
-        actor: Actor | None = getattr(request, "actor", None)
-        if actor is None or actor.role not in (Role.TRAFFIC_OPERATOR, Role.ORG_ADMIN):
-            raise PermissionDenied("The traffic portal is for traffic operators and organization admins.")
-        try:
-            return view(request, actor, *args, **kwargs)
-        except NotFound as exc:
-            raise Http404(exc.message) from exc
-
-    return wrapped
-
-
-def _form_errors(form: Any, exc: DomainError) -> None:
-    form.add_error(None, exc.message)
+operator_required = role_required(
+    Role.TRAFFIC_OPERATOR, message="The traffic portal is for traffic operators and organization admins."
+)
 
 
 @operator_required
@@ -58,7 +36,7 @@ def overview(request: HttpRequest, actor: Actor) -> HttpResponse:
         try:
             camera = services.camera_create(actor=actor, **form.service_fields())
         except DomainError as exc:
-            _form_errors(form, exc)
+            add_domain_error(form, exc)
         else:
             messages.success(request, f"Camera {camera.name} registered.")
             return redirect("traffic:camera-detail", camera_id=camera.pk)
@@ -130,7 +108,7 @@ def detect(request: HttpRequest, actor: Actor) -> HttpResponse:
                 actor=actor, upload=form.cleaned_data["image"], camera=camera, conf=form.cleaned_data["conf"]
             )
         except DomainError as exc:
-            _form_errors(form, exc)
+            add_domain_error(form, exc)
         else:
             return redirect("traffic:detection-detail", run_id=run.pk)
     return render(request, "traffic/detect.html", {"form": form, "camera": camera})
@@ -155,7 +133,7 @@ def video_upload(request: HttpRequest, actor: Actor, camera_id: int) -> HttpResp
                 anti_flicker_frames=form.cleaned_data["anti_flicker_frames"],
             )
         except DomainError as exc:
-            _form_errors(form, exc)
+            add_domain_error(form, exc)
         else:
             return redirect("traffic:video-detail", video_id=video.pk)
     return render(request, "traffic/video_upload.html", {"form": form, "camera": camera})
@@ -207,7 +185,7 @@ def train(request: HttpRequest, actor: Actor) -> HttpResponse:
                 architecture=None if data.get("base_version") else data.get("architecture") or "yolo11n",
             )
         except DomainError as exc:
-            _form_errors(form, exc)
+            add_domain_error(form, exc)
         else:
             return redirect("traffic:training-run", run_id=run.pk)
     return render(request, "traffic/train.html", {"form": form, "can_train": actor.is_org_admin})

@@ -14,12 +14,13 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 
 from core.errors import NotFound
 from core.tenancy.actors import Actor
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def portal_actor(request: HttpRequest) -> Actor:
@@ -35,7 +36,7 @@ def member_required(view: View) -> View:
 
     @login_required
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         portal_actor(request)
         return view(request, *args, **kwargs)
 
@@ -47,12 +48,34 @@ def org_admin_required(view: View) -> View:
 
     @member_required
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not portal_actor(request).is_org_admin:
             raise PermissionDenied("Only organization admins may open this page.")
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def role_required(*roles: str, message: str) -> Callable[[View], View]:
+    """A domain portal's gate: members whose role is one of `roles`, and org admins (else 403).
+
+    The view receives the acting member as its second argument, and a selector's `NotFound`
+    (missing, or another organization's row) becomes a 404 page.
+    """
+
+    def decorator(view: View) -> View:
+        @member_required
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            actor = portal_actor(request)
+            if not (actor.is_org_admin or actor.role in roles):
+                raise PermissionDenied(message)
+            with not_found_as_404():
+                return view(request, actor, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
 
 
 @contextmanager

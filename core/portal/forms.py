@@ -56,13 +56,15 @@ class AuditFilterForm(forms.Form):
         self.fields["action"].choices = [("", "All actions"), *((a, a) for a in actions)]  # type: ignore[attr-defined]
 
 
-def add_domain_error(form: forms.Form, exc: DomainError) -> None:
-    """Show a service's error on the form: per field where the field exists, else on the form."""
-    placed = False
-    for field, messages in exc.fields.items():
-        if field in form.fields:
+def add_domain_error(form: forms.BaseForm, exc: DomainError) -> None:
+    """Show a service's error on the form: per field where the form has that field; the message,
+    and field errors the form has no field for (as "name: message"), on the form itself."""
+    unplaced = [f"{name}: {m}" for name, messages in exc.fields.items() if name not in form.fields for m in messages]
+    for name, messages in exc.fields.items():
+        if name in form.fields:
             for message in messages:
-                form.add_error(field, message)
-            placed = True
-    if not placed:
+                form.add_error(name, message)
+    if unplaced or not exc.fields:
         form.add_error(None, exc.message)
+    for message in unplaced:
+        form.add_error(None, message)
