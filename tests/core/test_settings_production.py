@@ -15,7 +15,10 @@ ALLOWED_HOSTS = "tessera.example.org"
 
 
 def manage(tmp_path: Path, *args: str, **env_overrides: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL"}}
+    # A deployment's environment: none of the test run's service URLs, nor the async-safety
+    # switch the browser tests set for Playwright.
+    dropped = {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update({"DJANGO_ENV": "production", "VAR_DIR": str(tmp_path), "SECRET_KEY": SECRET_KEY})
     env["ALLOWED_HOSTS"] = ALLOWED_HOSTS
     for name, value in env_overrides.items():
