@@ -24,11 +24,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
 os.environ.setdefault("DJANGO_ENV", "test")
 
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traffic_cars" / "images" / "train"
+
+
+def _read_image(path: Path) -> Any:
+    import cv2
+
+    image = cv2.imread(str(path))
+    if image is None:
+        raise SystemExit(f"cannot read {path}")
+    return image
 
 
 def main() -> int:
@@ -115,9 +125,9 @@ def main() -> int:
 
     # --- Video: the counting job's loop vs raw model.track -------------------------------------------
     clip = work / "clip.mp4"
-    frames = [cv2.imread(str(p)) for p in sorted(SHARED_IMAGES.glob("*.jpg"))[: args.frames]]
+    frames = [_read_image(p) for p in sorted(SHARED_IMAGES.glob("*.jpg"))[: args.frames]]
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (width, height))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, (width, height))
     for frame in frames:
         writer.write(cv2.resize(frame, (width, height)))
     writer.release()
@@ -240,6 +250,7 @@ def _tiny_weights(work: Path) -> Path:
         verbose=False,
     )
     target = work / "yolo11n-tiny.pt"
+    assert model.trainer is not None
     shutil.copyfile(model.trainer.best, target)
     return target
 

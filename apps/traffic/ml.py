@@ -134,10 +134,7 @@ class YoloDetector(ModelKind):
                 start = self._base_weights(int(params["base_version_id"]), work / "base")
                 model = YOLO(str(start))
             else:
-                architecture = params.get("architecture") or "yolo11n"
-                if architecture not in ARCHITECTURES:
-                    raise ValueError(f"Unknown architecture {architecture!r}.")
-                model = YOLO(f"{architecture}.yaml")  # built from the packaged yaml: nothing downloads
+                model = yolo_from_architecture(params.get("architecture") or "yolo11n")
 
             reported: set[int] = set()
 
@@ -165,26 +162,19 @@ class YoloDetector(ModelKind):
                     metrics=metrics,
                 )
 
-            model.add_callback("on_fit_epoch_end", on_epoch_end)
-            model.train(
-                data=str(data_yaml),
+            trainer: Any = detector_fit(
+                model,
+                data_yaml=data_yaml,
+                workdir=work,
                 epochs=epochs,
                 imgsz=imgsz,
                 batch=batch,
                 device=_resolved_torch_device(device),
-                workers=0,  # Celery prefork workers are daemonic: no dataloader subprocesses
-                plots=False,  # plots fetch fonts
-                amp=False,  # the AMP check downloads yolo11n.pt
-                project=str(work / "runs"),
-                name="train",
-                exist_ok=True,
-                verbose=False,
                 seed=int(params.get("seed", 0)),
-                deterministic=True,
-                patience=max(epochs, 100),
+                hyperparameters=params.get("hyperparameters") or {},
+                on_epoch_end=on_epoch_end,
             )
-            trainer: Any = model.trainer
-            best = Path(trainer.best if Path(trainer.best).exists() else trainer.last)
+            best = detector_best_weights(trainer)
             metrics = _final_metrics(trainer)
             names = {int(k): str(v) for k, v in trainer.data["names"].items()}
             weights = best.read_bytes()
@@ -198,6 +188,7 @@ class YoloDetector(ModelKind):
                 "architecture": params.get("architecture") or "",
                 "base_version_id": params.get("base_version_id"),
                 "device": device,
+                **({"hyperparameters": params["hyperparameters"]} if params.get("hyperparameters") else {}),
             },
             input_schema={"task": "detect", "imgsz": imgsz, "names": {str(k): v for k, v in names.items()}},
             data_fingerprint=str(data.get("sha256", "")),
@@ -408,6 +399,98 @@ _VALIDATOR_BOOTSTRAP = (
     "import os, sys; sys.path.insert(0, os.environ['PYTHONPATH']); "
     "from apps.traffic.validate_weights import main; sys.exit(main(['validate_weights', sys.argv[1]]))"
 )
+
+
+# Training options callers may set besides epochs/imgsz/batch (the demo recipe uses them); anything
+# else (paths, `data`, `project`, callbacks, downloads) stays under Tessera's control.
+TRAINING_HYPERPARAMETERS = frozenset(
+    {
+        "optimizer",
+        "lr0",
+        "lrf",
+        "nbs",
+        "momentum",
+        "weight_decay",
+        "warmup_epochs",
+        "close_mosaic",
+        "mosaic",
+        "hsv_h",
+        "hsv_s",
+        "hsv_v",
+        "fliplr",
+        "flipud",
+        "scale",
+        "translate",
+        "val",
+    }
+)
+
+
+def yolo_from_architecture(architecture: str) -> Any:
+    """An untrained ultralytics YOLO built from its packaged yaml (nothing downloads)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"Unknown architecture {architecture!r}.")
+    _ultralytics_ready()
+    from ultralytics import YOLO
+
+    return YOLO(f"{architecture}.yaml")
+
+
+def detector_fit(
+    model: Any,
+    *,
+    data_yaml: Path,
+    workdir: Path,
+    epochs: int,
+    imgsz: int,
+    batch: int,
+    device: str,
+    seed: int = 0,
+    hyperparameters: dict[str, Any] | None = None,
+    on_epoch_end: Callable[[Any], None] | None = None,
+) -> Any:
+    """Train an ultralytics YOLO on a Tessera-written `data.yaml`, offline; returns the trainer.
+
+    The one place where Tessera calls `model.train`: the registry's training jobs, the demo seed
+    and the tests' session detector all go through it, so they train the same way.
+
+    Args:
+        model: an ultralytics `YOLO` (from a packaged yaml or base weights).
+        data_yaml: a dataset yaml written by Tessera (never an uploaded one).
+        workdir: where ultralytics writes its run (`runs/train`).
+        hyperparameters: optional overrides, only keys of `TRAINING_HYPERPARAMETERS`.
+        on_epoch_end: called with the trainer after each epoch's validation.
+    """
+    extra = dict(hyperparameters or {})
+    unknown = set(extra) - TRAINING_HYPERPARAMETERS
+    if unknown:
+        raise ValueError(f"Unsupported training options: {', '.join(sorted(unknown))}.")
+    if on_epoch_end is not None:
+        model.add_callback("on_fit_epoch_end", on_epoch_end)
+    model.train(
+        data=str(data_yaml),
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        workers=0,  # Celery prefork workers are daemonic: no dataloader subprocesses
+        plots=False,  # plots fetch fonts
+        amp=False,  # the AMP check downloads yolo11n.pt
+        project=str(workdir / "runs"),
+        name="train",
+        exist_ok=True,
+        verbose=False,
+        seed=seed,
+        deterministic=True,
+        patience=max(epochs, 100),
+        **extra,
+    )
+    return model.trainer
+
+
+def detector_best_weights(trainer: Any) -> Path:
+    """The best checkpoint of a finished training (the last one when no best was saved)."""
+    return Path(trainer.best if Path(trainer.best).exists() else trainer.last)
 
 
 def _limit_resources() -> None:  # pragma: no cover - runs in the child

@@ -27,6 +27,10 @@ def configure_ultralytics_offline(config_dir: Path | None = None) -> None:
         return
     for name, value in OFFLINE_ENV.items():
         os.environ.setdefault(name, value)
+    # Importing ultralytics sets OMP_NUM_THREADS=1 when it is unset, which would silently make
+    # every OpenMP library loaded later in this process (XGBoost scoring in the same worker,
+    # torch's CPU kernels) single-threaded. Keep the machine's width unless the operator chose.
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
     if config_dir is not None:
         config_dir.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))

@@ -7,11 +7,13 @@ training) is enqueued as a Job on commit.
 from __future__ import annotations
 
 import contextlib
+import queue
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -442,21 +444,61 @@ def _local_video(name: str) -> Iterator[Path]:
         yield Path(handle.name)
 
 
-def _frames(path: Path, stride: int) -> Iterator[tuple[int, Any]]:
+_FRAMES_DONE = object()
+
+
+def _frames(path: Path, stride: int, *, prefetch: int = 8) -> Generator[tuple[int, Any], None, None]:
+    """`(index, BGR frame)` of every `stride`-th frame, decoded ahead on a reader thread.
+
+    OpenCV releases the GIL while it decodes, so the next frames decode while the model runs on
+    the current one (ultralytics does the same for video sources on GPUs). Skipped frames are
+    only grabbed, not converted. The thread stops and releases the file when the consumer
+    stops early (an error, a closed generator).
+    """
     import cv2
 
-    capture = cv2.VideoCapture(str(path))
+    queued: queue.Queue[Any] = queue.Queue(maxsize=max(1, prefetch))
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queued.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        capture = cv2.VideoCapture(str(path))
+        try:
+            index = 0
+            while not stop.is_set():
+                if index % stride:
+                    if not capture.grab():
+                        break
+                else:
+                    ok, frame = capture.read()
+                    if not ok or not put((index, frame)):
+                        break
+                index += 1
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            errors.append(exc)
+        finally:
+            capture.release()
+            put(_FRAMES_DONE)
+
+    reader = threading.Thread(target=read, name="traffic-video-frames", daemon=True)
+    reader.start()
     try:
-        index = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            if index % stride == 0:
-                yield index, frame
-            index += 1
+        while (item := queued.get()) is not _FRAMES_DONE:
+            yield item
+        if errors:
+            raise errors[0]
     finally:
-        capture.release()
+        stop.set()
+        reader.join()
 
 
 ReportFn = Callable[..., None]

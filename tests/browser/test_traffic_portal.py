@@ -11,7 +11,7 @@ from tests.traffic.conftest import detector, import_detector, tiny_weights  # no
 
 pytestmark = pytest.mark.usefixtures("detector")
 
-ASSETS = Path(__import__("ultralytics").__file__).parent / "assets"
+ASSETS = Path(str(__import__("ultralytics").__file__)).parent / "assets"
 
 
 @pytest.mark.browser

@@ -55,6 +55,7 @@ def _train_weights(workdir: Path, *, epochs: int, images: int, imgsz: int, size:
         hsv_s=0.0,
         hsv_v=0.0,
     )
+    assert model.trainer is not None
     best = Path(model.trainer.best)
     target = workdir / "weights.pt"
     shutil.copyfile(best if best.exists() else model.trainer.last, target)
@@ -69,8 +70,10 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def shapes_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A yolo11n that really detects the generated shapes (about a minute of CPU): slow tests only."""
-    return _train_weights(tmp_path_factory.mktemp("shapes-yolo"), epochs=30, images=96, imgsz=96, size=128)
+    """The demo detector (`apps.traffic.demo` recipe: yolo11n, 128 px, about a minute of CPU) that sees the shapes."""
+    from apps.traffic.demo import demo_weights_train
+
+    return demo_weights_train(tmp_path_factory.mktemp("demo-yolo"))
 
 
 def weights_upload(path: Path, name: str = "weights.pt") -> SimpleUploadedFile:

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from tests.conftest import assert_error
 from tests.traffic.conftest import TINY_IMGSZ, jpeg_upload
 
-ASSETS = Path(__import__("ultralytics").__file__).parent / "assets"
+ASSETS = Path(str(__import__("ultralytics").__file__)).parent / "assets"
 URL = "/api/v1/traffic/detections/"
 LOW_CONF = 0.001  # an untrained tiny model only produces low-confidence boxes
 
@@ -19,7 +19,8 @@ LOW_CONF = 0.001  # an untrained tiny model only produces low-confidence boxes
 def _raw_predict(weights: Path, image: Path, imgsz: int, conf: float) -> list[dict[str, Any]]:
     from ultralytics import YOLO
 
-    result = YOLO(str(weights)).predict(str(image), imgsz=imgsz, conf=conf, verbose=False)[0]
+    results: Any = YOLO(str(weights)).predict(str(image), imgsz=imgsz, conf=conf, verbose=False)
+    result = results[0]
     boxes = result.boxes.cpu()
     return [
         {
@@ -51,7 +52,9 @@ def test_detections_equal_raw_ultralytics_predict(api: Any, detector: Any, tiny_
     assert body["model"] == {"name": "traffic-detector", "version": detector.number}
     import cv2
 
-    height, width = cv2.imread(str(image)).shape[:2]
+    pixels = cv2.imread(str(image))
+    assert pixels is not None
+    height, width = pixels.shape[:2]
     assert body["image"] == {"width": width, "height": height}
     categories = [d["category"] for d in body["detections"] if d["category"]]
     assert body["counts"] == {c: categories.count(c) for c in sorted(set(categories))}

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from apps.traffic.demo import DEMO_IMGSZ
 from fixtures.traffic_shapes import crossing_clip
 from tests.conftest import assert_error
 
@@ -61,30 +62,30 @@ def test_video_job_tracks_every_frame_and_stores_consistent_crossings(
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="The 30-epoch shapes detector still scores the clip's objects below ByteTrack's 0.25 track threshold; "
-    "exact counting rules are covered on synthetic tracks in test_line_counting.py."
-)
 @pytest.mark.django_db(transaction=True)
-def test_video_counts_are_exact_with_a_detector_that_sees_the_shapes(
+def test_video_counts_are_exact_with_the_demo_detector(
     api: Any, import_detector: Any, shapes_weights: Path, tmp_path: Path
 ) -> None:
-    # given a detector trained on the generated shapes and a clip with known crossings
-    import_detector(shapes_weights)
-    clip = crossing_clip(tmp_path / "clip.mp4")
+    # given the demo detector (trained on the generated shapes) and a clip with 3 crossings in, 2 out
+    version = import_detector(shapes_weights)
+    clip = crossing_clip(tmp_path / "clip.mp4", size=DEMO_IMGSZ)
+    assert clip.expected == {("car", "in"): 2, ("car", "out"): 1, ("person", "in"): 1, ("person", "out"): 1}
     camera = _camera(api)
 
-    # when
-    response = api.post(
-        URL, {"video": _upload(clip.path, "video/mp4"), "camera": camera["id"], "imgsz": 128}, format="multipart"
-    )
+    # when it is counted at the version's own imgsz (the training size)
+    response = api.post(URL, {"video": _upload(clip.path, "video/mp4"), "camera": camera["id"]}, format="multipart")
 
-    # then every crossing is counted once, in the right direction
+    # then every crossing is counted once, in the right direction and category
+    assert response.status_code == 202, response.content
     body = api.get(f"{URL}{response.json()['id']}/").json()
     assert body["status"] == "succeeded", body
+    assert body["imgsz"] == version.input_schema["imgsz"] == DEMO_IMGSZ
     got = {(row["category"], d): row[d] for row in body["line_crossings"] for d in ("in", "out") if row[d]}
     assert got == clip.expected
-    assert {(p["zone"], p["category"]) for p in body["zone_peaks"]} >= {("lower-half", "car")}
+    assert body["counts"] == {"car": 3, "person": 2}
+    crossings = api.get(f"{URL}{body['id']}/crossings/").json()["results"]
+    assert len(crossings) == 5 and {event["line"] for event in crossings} == {"stop"}
+    assert {(p["zone"], p["category"]) for p in body["zone_peaks"]} == {("lower-half", "car"), ("lower-half", "person")}
 
 
 @pytest.mark.parametrize(
