@@ -1,4 +1,5 @@
-"""Request-level middleware: request ids for audit/logs, and the API body size limit (413)."""
+"""Request-level middleware: request ids for audit/logs, the API body size limit (413), and the
+JSON error shape for the error pages Django renders by itself under /api/."""
 
 from __future__ import annotations
 
@@ -53,3 +54,24 @@ class ApiBodySizeLimitMiddleware:
                 limit = filesizeformat(settings.API_MAX_UPLOAD_BYTES).replace("\xa0", " ")
                 return json_error_response(413, "too_large", f"Request body is larger than the {limit} limit.")
         return self.get_response(request)
+
+
+class ApiHtmlErrorMiddleware:
+    """Under /api/, an HTML error page Django rendered by itself (the DEBUG 404 page for an
+    unknown URL, the DEBUG 500 page) is replaced by the JSON error shape, so API clients see
+    one shape in every environment. Responses from API views are JSON already and pass as is."""
+
+    _CODES = {404: ("not_found", "Not found."), 500: ("server_error", "Internal error")}
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        is_html = response.get("Content-Type", "").startswith("text/html")
+        if request.path.startswith("/api/") and is_html and response.status_code in self._CODES:
+            code, message = self._CODES[response.status_code]
+            if response.status_code == 500:
+                message = f"{message} (request id {getattr(request, 'request_id', '')})."
+            return json_error_response(response.status_code, code, message)
+        return response

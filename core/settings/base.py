@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.api.middleware.RequestContextMiddleware",
+    "core.api.middleware.ApiHtmlErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.api.middleware.ApiBodySizeLimitMiddleware",

@@ -33,6 +33,17 @@ def test_unknown_api_url_is_json_404(api: APIClient, path: str) -> None:
     assert error["fields"] == {}
 
 
+def test_unknown_api_url_is_json_404_in_debug_too(client: Any, settings: Any) -> None:
+    # given: DEBUG, as in `make run`, where Django renders its HTML "page not found"
+    settings.DEBUG = True
+    # when
+    response = client.get("/api/v1/no-such-thing/")
+    # then
+    assert_error(response, 404, "not_found")
+    # and the portal keeps Django's HTML page
+    assert client.get("/no-such-page/")["Content-Type"].startswith("text/html")
+
+
 def test_unknown_api_url_is_404_even_without_a_key(client: Any) -> None:
     # when / then: routing comes first, nothing to authenticate against
     assert_error(client.get("/api/v1/no-such-thing/"), 404, "not_found")
