@@ -56,23 +56,41 @@ def credit_model_get(*, org: Organization, name: str) -> RegisteredModel:
     return model
 
 
+# Large JSON columns a score never reads: the loaded model (cached per process) carries the
+# schema and encoder, and `manifest` is fetched lazily on the rare cache miss that loads it.
+_NOT_NEEDED_TO_SCORE = ("params", "metrics", "model_card", "input_schema", "manifest")
+
+
 def serving_version(*, org: Organization, name: str | None = None, number: int | None = None) -> ModelVersion:
     """The version a score uses: `name`'s production version (or version `number`).
 
     Without a name: the model called `credit-risk`, else the organization's most recently
-    promoted credit model.
+    promoted credit model. This is on the single-score hot path: one small query when the
+    version exists; the detailed not-found answers are worked out only on a miss.
     """
     if not name:
-        alias = (
-            ModelAlias.objects.select_related("version__registered_model", "registered_model")
-            .filter(registered_model__organization=org, registered_model__kind=MODEL_KIND, name=PRODUCTION_ALIAS)
+        names = list(
+            ModelAlias.objects.filter(
+                registered_model__organization=org, registered_model__kind=MODEL_KIND, name=PRODUCTION_ALIAS
+            )
             .order_by("-updated_at")
+            .values_list("registered_model__name", flat=True)
         )
-        chosen = next((a for a in alias if a.registered_model.name == DEFAULT_MODEL_NAME), None) or alias.first()
-        if chosen is None:
+        if not names:
             raise NotFound("This organization has no production credit model yet: train one first.", code="no_model")
-        name = chosen.registered_model.name
-    credit_model_get(org=org, name=name)
+        name = DEFAULT_MODEL_NAME if DEFAULT_MODEL_NAME in names else names[0]
+    versions = (
+        ModelVersion.objects.select_related("registered_model")
+        .defer(*_NOT_NEEDED_TO_SCORE)
+        .filter(registered_model__organization=org, registered_model__name=name, registered_model__kind=MODEL_KIND)
+    )
+    if number is not None:
+        version = versions.filter(number=number).first()
+    else:
+        version = versions.filter(aliases__name=PRODUCTION_ALIAS).first()
+    if version is not None:
+        return version
+    credit_model_get(org=org, name=name)  # not found, or not a credit model
     if number is not None:
         return model_version_get(org=org, name=name, number=number)
     return model_version_get_by_alias(org=org, name=name, alias=PRODUCTION_ALIAS)
