@@ -115,6 +115,73 @@ def read_chunks(
 
 
 @dataclass
+class RowChunk:
+    """A chunk of a batch file: text cells of the wanted columns, and one parse error per row."""
+
+    frame: pd.DataFrame
+    errors: list[str]
+
+
+def read_row_chunks(
+    handle: IO[bytes], fmt: CsvFormat, *, usecols: list[str], chunk_rows: int = PROFILE_CHUNK_ROWS
+) -> Iterator[RowChunk]:
+    """Yield a batch file's rows `chunk_rows` at a time, tolerating malformed rows.
+
+    Unlike `read_chunks` (datasets: one malformed row rejects the whole upload), a batch must
+    never fail because of one row: a row with more or fewer cells than the header, an
+    undecodable byte or an oversized cell becomes that row's error, and its cells are read as
+    far as they are trustworthy (the application id, when it comes before the damage, is kept
+    so the error can be matched to the application). Blank lines are skipped, as pandas does.
+
+    Returns:
+        RowChunks whose `frame` has exactly `usecols` (text, NaN = missing) and whose
+        `errors[i]` is "" for a well-formed row.
+    """
+    handle.seek(0)
+    # errors="replace": a stray byte must not sink the batch; it surfaces as that row's unknown value.
+    text = io.TextIOWrapper(handle, encoding=fmt.encoding, errors="replace", newline="")
+    reader = csv.reader(text, delimiter=fmt.delimiter, skipinitialspace=True)
+    width = len(fmt.header)
+    positions = [fmt.header.index(name) for name in usecols]
+    na_values = set(NA_VALUES)
+    try:
+        try:
+            next(reader)  # the header, validated by `sniff_format`
+        except StopIteration:
+            return
+        rows: list[list[str | None]] = []
+        errors: list[str] = []
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # e.g. a cell beyond csv.field_size_limit(); the reader moves on
+                rows.append([None] * len(positions))
+                errors.append(f"unreadable row: {exc}")
+            else:
+                if not cells:
+                    continue
+                if len(cells) == width:
+                    rows.append([None if cells[p] in na_values else cells[p] for p in positions])
+                    errors.append("")
+                else:
+                    # Cells after a stray or missing delimiter are shifted: trust only the first one
+                    # (usually the application id) and only where the row has it.
+                    rows.append(
+                        [cells[p] if p == 0 and cells and cells[0] not in na_values else None for p in positions]
+                    )
+                    errors.append(f"the row has {len(cells)} fields, the header has {width}")
+            if len(rows) >= chunk_rows:
+                yield RowChunk(pd.DataFrame(rows, columns=usecols, dtype=object), errors)
+                rows, errors = [], []
+        if rows:
+            yield RowChunk(pd.DataFrame(rows, columns=usecols, dtype=object), errors)
+    finally:
+        text.detach()  # leave the caller's binary handle open; it closes it
+
+
+@dataclass
 class _ColumnStats:
     name: str
     missing: int = 0

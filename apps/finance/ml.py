@@ -99,6 +99,7 @@ class CreditModel:
     log_odds_shift: float
     feature_types: list[str]
     single_booster: xgb.Booster | None = None
+    ignored: tuple[str, ...] = ()
 
     def booster_for(self, rows: int) -> xgb.Booster:
         if self.single_booster is not None and rows < SINGLE_THREAD_BELOW_ROWS:
@@ -244,12 +245,16 @@ class CreditXGBoost(ModelKind):
                 ),
             ],
         )
+        # Columns the analyst excluded (ids, protected characteristics) are accepted and ignored
+        # when a client sends them with an application; any other unknown name is an error.
+        ignored = tuple(c["name"] for c in dataset.schema if c["role"] == ColumnRole.EXCLUDED)
         model = CreditModel(
             booster=booster,
             features=specs,
-            encoder=FeatureEncoder(specs),
+            encoder=FeatureEncoder(specs, ignored),
             log_odds_shift=log_odds_shift,
             feature_types=feature_types,
+            ignored=ignored,
         )
         report(progress=0.88, message="Evaluating on the held-out split and fitting the logistic baseline")
         test_log_odds = predict_log_odds(model, matrix[test_idx])
@@ -308,6 +313,7 @@ class CreditXGBoost(ModelKind):
             "features": [_spec_dict(s) for s in model.features],
             "feature_types": model.feature_types,
             "log_odds_shift": model.log_odds_shift,
+            "ignored": list(model.ignored),
             "xgboost_version": xgb.__version__,
         }
         (directory / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=1))
@@ -321,13 +327,15 @@ class CreditXGBoost(ModelKind):
         single = booster.copy()
         single.set_param({"nthread": 1})
         specs = [FeatureSpec.from_dict(f) for f in sidecar["features"]]
+        ignored = tuple(sidecar.get("ignored", ()))  # absent from artifacts saved before it was kept
         return CreditModel(
             booster=booster,
             single_booster=single,
             features=specs,
-            encoder=FeatureEncoder(specs),
+            encoder=FeatureEncoder(specs, ignored),
             log_odds_shift=float(sidecar["log_odds_shift"]),
             feature_types=list(sidecar["feature_types"]),
+            ignored=ignored,
         )
 
     def predict(self, loaded: CreditModel, inputs: Sequence[Any], **options: Any) -> list[Any]:

@@ -37,7 +37,7 @@ from apps.finance.choices import (
     Decision,
     DecisionSource,
 )
-from apps.finance.csv_ingest import MAX_CATEGORIES, profile_csv, read_chunks, sniff_format
+from apps.finance.csv_ingest import MAX_CATEGORIES, profile_csv, read_row_chunks, sniff_format
 from apps.finance.ml import CreditModel, resolve_params
 from apps.finance.models import CreditDataset, CreditDecision, CreditPolicy, MonitoringSnapshot, ScoringBatch
 from apps.finance.scorecard import PolicySnapshot
@@ -501,7 +501,8 @@ def batch_execute(*, batch_id: int, report: Callable[..., None]) -> dict[str, An
             ]
         )
         usecols = used + ([id_column] if id_column and id_column not in used else [])
-        for chunk in read_chunks(handle, fmt, chunk_rows=BATCH_CHUNK_ROWS, usecols=usecols):
+        for parsed in read_row_chunks(handle, fmt, usecols=usecols, chunk_rows=BATCH_CHUNK_ROWS):
+            chunk = parsed.frame
             first_row = row_number + 1
             row_number += len(chunk)
             app_ids = (
@@ -510,6 +511,8 @@ def batch_execute(*, batch_id: int, report: Callable[..., None]) -> dict[str, An
                 else [f"{batch.pk}-{n}" for n in range(first_row, row_number + 1)]
             )
             matrix, errors = model.encoder.encode_frame(chunk[used])
+            # A malformed row's own parse error replaces whatever its (untrusted) cells gave.
+            errors = [parse_error or error for parse_error, error in zip(parsed.errors, errors, strict=True)]
             ok = np.array([not e for e in errors], dtype=bool)
             records = chunk[used].astype(object).where(chunk[used].notna(), None).to_dict("records")
             ok_rows = np.flatnonzero(ok)
@@ -555,7 +558,8 @@ def batch_execute(*, batch_id: int, report: Callable[..., None]) -> dict[str, An
                 counts["error"] += 1
                 if len(error_examples) < 20:
                     error_examples.append({"row": first_row + int(i), "error": errors[i]})
-                results[i] = [first_row + i, app_ids[i], "", "", "", "", "", errors[i]]
+                app_id = app_ids[i][:200] or f"{batch.pk}-{first_row + i}"
+                results[i] = [first_row + i, app_id, "", "", "", "", "", errors[i]]
             # ignore_conflicts: rows a previous (crashed) execution already logged stay as they were.
             CreditDecision.objects.bulk_create(decisions, batch_size=1000, ignore_conflicts=True)
             writer.writerows(results)

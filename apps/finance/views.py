@@ -203,6 +203,22 @@ def model_compare(request: HttpRequest, actor: Actor, name: str) -> HttpResponse
     except (ValueError, IndexError) as exc:
         raise Http404("No versions to compare.") from exc
     left, right = model_version_get(org=org, name=name, number=a), model_version_get(org=org, name=name, number=b)
+    promote_form = PromoteForm(request.POST or None)
+    if request.method == "POST" and promote_form.is_valid():
+        # Promote one of the two versions being compared (org admins; the service refuses others).
+        try:
+            services.model_promote(
+                actor=actor,
+                name=name,
+                version_number=promote_form.cleaned_data["version"],
+                reason=promote_form.cleaned_data["reason"],
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"v{promote_form.cleaned_data['version']} is now in production.")
+        return redirect(f"{request.path}?a={a}&b={b}")
+    aliases = {alias.name: alias.version.number for alias in model.aliases.all()}
     keys = ("roc_auc", "gini", "ks", "brier", "log_loss")
     rows = [(key, left.metrics.get(key), right.metrics.get(key)) for key in keys]
     rows.append(
@@ -229,6 +245,8 @@ def model_compare(request: HttpRequest, actor: Actor, name: str) -> HttpResponse
             "right": right,
             "rows": rows,
             "roc_svg": roc,
+            "pair": [left] if a == b else [left, right],
+            "production": aliases.get("production"),
             "can_promote": actor.is_org_admin,
         },
     )
@@ -330,6 +348,18 @@ def monitoring(request: HttpRequest, actor: Actor, name: str) -> HttpResponse:
         return redirect(f"/jobs/{job.pk}/")
     report = services.monitoring_report(actor=actor, name=name, window_days=window)
     history = list(reversed(selectors.monitoring_history(org=actor.organization, name=name)))
+    csi_snapshots = history[-8:]
+    csi_features = [f["feature"] for f in report["features"][:10]] or sorted(
+        {f["feature"] for s in csi_snapshots for f in s.report.get("features", [])}
+    )[:10]
+    # One row per feature, one cell per stored snapshot: how each characteristic drifted over time.
+    csi_history = [
+        (
+            feature,
+            [next((f for f in s.report.get("features", []) if f["feature"] == feature), None) for s in csi_snapshots],
+        )
+        for feature in csi_features
+    ]
     return render(
         request,
         "finance/monitoring.html",
@@ -338,6 +368,8 @@ def monitoring(request: HttpRequest, actor: Actor, name: str) -> HttpResponse:
             "window": window,
             "report": report,
             "history": history,
+            "csi_snapshots": csi_snapshots,
+            "csi_history": csi_history,
             "csi_svg": charts.bar_chart(
                 [(f["feature"], f["csi"]) for f in report["features"]], title="CSI per feature", value_format="{:.3f}"
             ),

@@ -36,6 +36,9 @@ def test_analyst_flow(browser_page, live_server, make_member, org, tmp_path):
     page.click("[data-testid=version-link]")
     # then the model page shows the ROC curve and the metrics vs the baseline
     page.wait_for_selector("[data-testid=roc-chart] svg")
+    assert page.query_selector("[data-testid=calibration-chart] svg") is not None
+    assert page.query_selector("[data-testid=importance-chart] svg") is not None
+    assert "Intended use" in (page.text_content("[data-testid=model-card]") or "")
     # text_content, not inner_text: the table header is upper-cased by CSS
     assert "Logistic baseline" in (page.text_content("[data-testid=metrics]") or "")
 
@@ -51,10 +54,20 @@ def test_analyst_flow(browser_page, live_server, make_member, org, tmp_path):
             page.select_option(selector, str(value))
         else:
             page.fill(selector, str(value))
+    page.check("#id_explain")  # reasons whatever the decision (review/decline always carry them)
     page.click("[data-testid=score-form] button[type=submit]")
-    # then the decision, score and (for review/decline) reasons are shown
+    # then the decision, score and its principal reasons are shown
     page.wait_for_selector("[data-testid=score-result]")
     decision = page.inner_text("[data-testid=decision]")
     assert decision in ("approve", "review", "decline")
-    if decision != "approve":
-        assert page.query_selector("[data-testid=reasons] li") is not None
+    assert int(page.inner_text("[data-testid=score]")) > 0
+    reasons = page.query_selector_all("[data-testid=reasons] li")
+    assert 1 <= len(reasons) <= 4
+    assert "RC_" in reasons[0].inner_text()
+
+    # when opening the decision record and replaying it
+    page.click("[data-testid=score-result] a")
+    page.click("text=Replay with the logged version")
+    # then it reproduces exactly
+    page.wait_for_selector("[data-testid=replay]")
+    assert "Reproduced exactly" in page.inner_text("[data-testid=replay]")

@@ -185,3 +185,30 @@ def test_finance_scope_is_required(api_client_for, org):
 
 def test_unknown_decision_id_is_404(api):
     assert_error(api.get("/api/v1/finance/decisions/not-a-uuid/"), 404)
+
+
+def test_real_world_dialects_semicolons_latin1_and_missing_markers(api):
+    # given a Latin-1, semicolon-separated export with word categories, `NA`/`?` missing markers
+    # and a labelled target
+    lines = ["kunden_id;alter;beruf;einkommen;status"]
+    for i in range(60):
+        job = ("Bäcker", "Lehrer", "Ärztin")[i % 3]
+        income = "NA" if i % 10 == 0 else ("?" if i % 15 == 1 else str(1000 + 37 * i))
+        lines.append(f"{i + 1};{20 + i % 40};{job};{income};{'schlecht' if i % 4 == 0 else 'gut'}")
+    upload = _file(("\n".join(lines) + "\n").encode("latin-1"))
+    # when
+    response = api.post(
+        "/api/v1/finance/datasets/",
+        {"file": upload, "target": "status", "positive_label": "schlecht"},
+        format="multipart",
+    )
+    # then
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["rows"] == 60 and body["positive_rate"] == 0.25
+    schema = {c["name"]: c for c in body["schema"]}
+    assert schema["beruf"]["type"] == "categorical"
+    assert set(schema["beruf"]["categories"]) == {"Bäcker", "Lehrer", "Ärztin"}
+    assert schema["einkommen"]["type"] == "numeric"
+    assert schema["einkommen"]["missing_rate"] == pytest.approx(10 / 60, abs=1e-6)
+    assert schema["kunden_id"]["role"] == "excluded"
