@@ -4,6 +4,8 @@ A training upload is checked completely before anything is stored: a safe archiv
 absolute or `..` paths, no links, bounded file count, total size and compression ratio, so
 zip-slip and zip bombs are refused), a `data.yaml` with class names, images that decode, and
 label files whose rows are `class cx cy w h` with a known class and coordinates in [0, 1].
+Every malformed archive, zip bombs included, is a 400 (`invalid_dataset`, `zip_bomb`); only an
+upload over `TRAFFIC_MAX_DATASET_BYTES` itself is a 413.
 
 The uploaded `data.yaml` is never handed to ultralytics: its `download:` key would run a
 script, its `path:` could point anywhere. Training gets a `data.yaml` written by us.
@@ -75,26 +77,28 @@ def _safe_member_name(info: zipfile.ZipInfo) -> str:
     return normalized
 
 
+def _zip_bomb(message: str) -> ValidationFailed:
+    # A zip bomb is a malformed dataset (400), not a large upload: the upload itself is small.
+    return ValidationFailed(message, code="zip_bomb", fields={"dataset": [message]})
+
+
 def _check_archive(archive: zipfile.ZipFile, compressed_size: int) -> list[zipfile.ZipInfo]:
     infos = archive.infolist()
     if len(infos) > limit("TRAFFIC_MAX_DATASET_FILES"):
-        raise PayloadTooLarge(
-            f"The archive has {len(infos)} entries; the limit is {limit('TRAFFIC_MAX_DATASET_FILES')}."
-        )
+        raise _zip_bomb(f"The archive has {len(infos)} entries; the limit is {limit('TRAFFIC_MAX_DATASET_FILES')}.")
     total = 0
     max_ratio = limit("TRAFFIC_MAX_DATASET_COMPRESSION_RATIO")
     for info in infos:
         _safe_member_name(info)
         total += info.file_size
         if info.file_size > 1024 * 1024 and info.file_size > max_ratio * max(info.compress_size, 1):
-            raise PayloadTooLarge(
-                f"{info.filename!r} expands {info.file_size // max(info.compress_size, 1)}x; refusing a zip bomb.",
-                code="zip_bomb",
+            raise _zip_bomb(
+                f"{info.filename!r} expands {info.file_size // max(info.compress_size, 1)}x; refusing a zip bomb."
             )
     if total > limit("TRAFFIC_MAX_DATASET_UNCOMPRESSED_BYTES"):
-        raise PayloadTooLarge("The archive expands beyond the uncompressed size limit.", code="zip_bomb")
+        raise _zip_bomb("The archive expands beyond the uncompressed size limit; refusing a zip bomb.")
     if total > 1024 * 1024 and total > max_ratio * max(compressed_size, 1):
-        raise PayloadTooLarge("The archive's compression ratio is implausible; refusing a zip bomb.", code="zip_bomb")
+        raise _zip_bomb("The archive's compression ratio is implausible; refusing a zip bomb.")
     return [info for info in infos if not info.is_dir()]
 
 

@@ -106,8 +106,9 @@ class DetectionInputSerializer(serializers.Serializer):
 
 
 def detection_box(x1: float, y1: float, x2: float, y2: float) -> list[float]:
-    """Boxes are serialised with 2 decimals of a pixel (what equality tests round to)."""
-    return [round(x1, 2), round(y1, 2), round(x2, 2), round(y2, 2)]
+    """Boxes are served unrounded: exactly the float32 values ultralytics returned (a float64
+    column holds every float32 exactly), so clients can compare them with raw `predict`."""
+    return [x1, y1, x2, y2]
 
 
 class DetectionRunOutputSerializer(serializers.ModelSerializer[DetectionRun]):
@@ -147,7 +148,7 @@ class DetectionRunOutputSerializer(serializers.ModelSerializer[DetectionRun]):
             {
                 "class_name": d.class_name,
                 "category": d.category or None,
-                "confidence": round(d.confidence, 4),
+                "confidence": d.confidence,
                 "box": detection_box(d.x1, d.y1, d.x2, d.y2),
             }
             for d in run.detections.all()

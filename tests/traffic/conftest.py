@@ -76,6 +76,31 @@ def shapes_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return demo_weights_train(tmp_path_factory.mktemp("demo-yolo"))
 
 
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Refuse (and record) every outgoing connection and DNS lookup of this process.
+
+    ultralytics reaches the network for fonts (plots, dataset checks), `yolo11n.pt` (the AMP check),
+    hub events and update checks; anything the code under test attempts lands in the returned list.
+    """
+    import socket
+
+    attempts: list[str] = []
+
+    def refuse(what: str) -> Callable[..., Any]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            attempts.append(f"{what}{args[1:] if what.startswith('socket.') else args}")
+            raise OSError(f"network disabled in this test ({what})")
+
+        return refused
+
+    monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse("socket.connect_ex"))
+    monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
+    monkeypatch.setattr(socket, "create_connection", refuse("create_connection"))
+    return attempts
+
+
 def weights_upload(path: Path, name: str = "weights.pt") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, path.read_bytes(), content_type="application/octet-stream")
 

@@ -45,6 +45,13 @@ def test_create_get_patch_camera_with_lines_and_zones(api: Any, db: None) -> Non
     assert patched["lines"][0]["points"] == [[0.0, 0.6], [1.0, 0.6]]
     assert patched["zones"] == camera["zones"]
 
+    # when zones are replaced by PATCH
+    zones = [{"name": "crosswalk", "polygon": [[0.1, 0.7], [0.9, 0.7], [0.9, 0.9], [0.1, 0.9]]}]
+    rezoned = api.patch(f"{URL}{camera['id']}/", {"zones": zones}, format="json").json()
+    assert [{k: z[k] for k in ("name", "polygon")} for z in rezoned["zones"]] == zones
+    assert rezoned["lines"] == patched["lines"]
+    assert api.get(f"{URL}{camera['id']}/").json()["zones"] == rezoned["zones"]
+
 
 def test_camera_validation(api: Any, db: None) -> None:
     bad_point = {**STOP_LINE, "points": [[0.1, 1.5], [0.9, 0.5]]}
@@ -146,8 +153,16 @@ def test_counts_from_still_images_and_bad_queries(api: Any, detector: Any) -> No
     counts = api.get(
         f"{URL}{camera_id}/counts/", {"start": "2024-05-01T08:00:00Z", "end": "2024-05-01T09:00:00Z", "bucket": "hour"}
     ).json()
+    assert run["counts"], "the tiny model counts something at this confidence"
     assert counts["buckets"][0]["images"] == 1
     assert counts["buckets"][0]["detected"] == run["counts"]
+    assert counts["buckets"][0]["counts"] == run["counts"] and counts["totals"] == run["counts"]
+    # a line's counts are crossings only: still images have no line
+    line_counts = api.get(
+        f"{URL}{camera_id}/counts/",
+        {"start": "2024-05-01T08:00:00Z", "end": "2024-05-01T09:00:00Z", "bucket": "15m", "line": "stop"},
+    )
+    assert_error(line_counts, 404)  # this camera has no line "stop"
     counts_url = f"{URL}{camera_id}/counts/"
     assert_error(api.get(counts_url, {"start": "2024-05-02T00:00Z", "end": "2024-05-01T00:00Z"}), 400)
     assert_error(api.get(counts_url, {"start": "2024-05-01T00:00Z", "end": "2024-05-02T00:00Z", "bucket": "week"}), 400)

@@ -56,23 +56,57 @@ def test_valid_weights_import_as_a_version_that_detects(api: Any, tiny_weights: 
     assert detection.json()["model"] == {"name": "traffic-detector", "version": 1}
 
 
-def test_a_classification_model_is_refused_with_nothing_stored(api: Any, settings: Any, tmp_path: Path) -> None:
-    # given real ultralytics weights of the wrong task
+@pytest.mark.parametrize(("architecture", "task"), [("yolo11n-cls", "classify"), ("yolo11n-seg", "segment")])
+def test_a_model_of_another_task_is_refused_with_nothing_stored(
+    api: Any, settings: Any, tmp_path: Path, architecture: str, task: str
+) -> None:
+    # given real ultralytics weights of the wrong task (built from the packaged yaml: nothing downloads)
     from apps.traffic.ml_offline import configure_ultralytics_offline
 
     configure_ultralytics_offline(tmp_path / "cfg")
     from ultralytics import YOLO
 
-    path = tmp_path / "cls.pt"
-    YOLO("yolo11n-cls.yaml").save(str(path))
+    path = tmp_path / f"{architecture}.pt"
+    YOLO(f"{architecture}.yaml").save(str(path))
 
-    # when / then
-    body = assert_error(
-        api.post(URL, {"file": weights_upload(path), "kind": "traffic.yolo_detector"}, format="multipart"),
-        400,
-        "invalid_artifact",
-    )
-    assert "detection" in str(body).lower()
+    # when
+    response = api.post(URL, {"file": weights_upload(path), "kind": "traffic.yolo_detector"}, format="multipart")
+
+    # then the error says why, and nothing is stored
+    error = assert_error(response, 400, "invalid_artifact")
+    assert "Not a detection model" in error["message"] and repr(task) in error["message"], error
+    _nothing_stored(settings)
+
+
+class _HostilePickle:
+    """Unpickling this runs `code` (what a hostile `.pt` does when loaded)."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (exec, (self.code,))
+
+
+def test_a_hostile_checkpoint_runs_only_in_the_short_lived_validator_process(
+    api: Any, settings: Any, tmp_path: Path
+) -> None:
+    # given a torch checkpoint whose unpickling records the id of the process that loads it
+    import os
+
+    import torch
+
+    marker = tmp_path / "loaded-by-pid.txt"
+    path = tmp_path / "hostile.pt"
+    torch.save({"model": _HostilePickle(f"import os; open({str(marker)!r}, 'w').write(str(os.getpid()))")}, path)
+
+    # when it is uploaded as detector weights
+    response = api.post(URL, {"file": weights_upload(path), "kind": "traffic.yolo_detector"}, format="multipart")
+
+    # then it was loaded (its code ran) only in another process, it is refused, and nothing is stored
+    assert_error(response, 400, "invalid_artifact")
+    assert marker.exists(), "the validator process should have loaded the file"
+    assert int(marker.read_text()) != os.getpid()
     _nothing_stored(settings)
 
 

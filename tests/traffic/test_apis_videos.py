@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.traffic.demo import DEMO_IMGSZ
-from fixtures.traffic_shapes import crossing_clip
+from fixtures.traffic_shapes import CLASS_NAMES, DEFAULT_OBJECTS, crossing_clip
 from tests.conftest import assert_error
 
 URL = "/api/v1/traffic/videos/"
@@ -63,17 +64,22 @@ def test_video_job_tracks_every_frame_and_stores_consistent_crossings(
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("suffix", "content_type"), [(".mp4", "video/mp4"), (".avi", "video/x-msvideo")])
 def test_video_counts_are_exact_with_the_demo_detector(
-    api: Any, import_detector: Any, shapes_weights: Path, tmp_path: Path
+    api: Any, import_detector: Any, shapes_weights: Path, tmp_path: Path, suffix: str, content_type: str
 ) -> None:
     # given the demo detector (trained on the generated shapes) and a clip with 3 crossings in, 2 out
     version = import_detector(shapes_weights)
-    clip = crossing_clip(tmp_path / "clip.mp4", size=DEMO_IMGSZ)
+    clip = crossing_clip(tmp_path / f"clip{suffix}", size=DEMO_IMGSZ)
     assert clip.expected == {("car", "in"): 2, ("car", "out"): 1, ("person", "in"): 1, ("person", "out"): 1}
     camera = _camera(api)
 
     # when it is counted at the version's own imgsz (the training size)
-    response = api.post(URL, {"video": _upload(clip.path, "video/mp4"), "camera": camera["id"]}, format="multipart")
+    response = api.post(
+        URL,
+        {"video": _upload(clip.path, content_type), "camera": camera["id"], "recorded_at": "2024-05-01T08:00:00Z"},
+        format="multipart",
+    )
 
     # then every crossing is counted once, in the right direction and category
     assert response.status_code == 202, response.content
@@ -85,7 +91,38 @@ def test_video_counts_are_exact_with_the_demo_detector(
     assert body["counts"] == {"car": 3, "person": 2}
     crossings = api.get(f"{URL}{body['id']}/crossings/").json()["results"]
     assert len(crossings) == 5 and {event["line"] for event in crossings} == {"stop"}
+    # and each crossing event is stored at video start + frame time, in the clip's order of crossings
+    recorded_at = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    for event in crossings:
+        at = datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
+        assert at == recorded_at + timedelta(seconds=event["frame"] / clip.fps)
+    # and each event is at the frame where its object's bottom edge passes the line (± the detector's
+    # box-edge error of a couple of pixels: one frame moves an object about 4 px)
+    expected_events = sorted(_expected_crossings(clip.line_y))
+    events = sorted((e["frame"], e["category"], e["direction"]) for e in crossings)
+    assert [(category, direction) for _, category, direction in events] == [(c, d) for _, c, d in expected_events]
+    assert all(abs(g[0] - e[0]) <= 2 for g, e in zip(events, expected_events, strict=True)), (events, expected_events)
+    # and the counts endpoint buckets them by that time
+    counts = api.get(
+        f"/api/v1/traffic/cameras/{camera['id']}/counts/",
+        {"start": "2024-05-01T08:00:00Z", "end": "2024-05-01T08:15:00Z", "bucket": "15m", "line": "stop"},
+    ).json()
+    assert counts["buckets"][0]["in"] == {"car": 2, "person": 1}
+    assert counts["buckets"][0]["out"] == {"car": 1, "person": 1}
     assert {(p["zone"], p["category"]) for p in body["zone_peaks"]} == {("lower-half", "car"), ("lower-half", "person")}
+
+
+def _expected_crossings(line_y: float) -> list[tuple[int, str, str]]:
+    """(frame, category, direction) of each object of the generated clip crossing the line."""
+    events = []
+    for o in DEFAULT_OBJECTS:
+        for step in range(o.frames):
+            bottom = o.y_start + (o.y_end - o.y_start) * step / (o.frames - 1)
+            if (bottom > line_y) != (o.y_start > line_y):
+                direction = "in" if o.y_end > o.y_start else "out"
+                events.append((o.first_frame + step, CLASS_NAMES[o.class_id], direction))
+                break
+    return events
 
 
 @pytest.mark.parametrize(
