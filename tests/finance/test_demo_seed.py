@@ -17,8 +17,18 @@ def test_seed_demo_is_idempotent_and_scores_immediately(org, api, monkeypatch):
     # when seeding twice
     demo.finance_demo_seed(org=org, stdout=io.StringIO())
     demo.finance_demo_seed(org=org, stdout=io.StringIO())
-    # then one production version exists, and scoring works without naming a model
+    # then one production version exists, with one scored demo batch and its drift snapshot
     assert ModelVersion.objects.filter(registered_model__organization=org).count() == 1
+    [batch] = api.get("/api/v1/finance/batches/").json()["results"]
+    assert batch["name"] == demo.DEMO_BATCH and batch["job"]["status"] == "succeeded", batch
+    assert batch["summary"]["rows"] == demo.DEMO_BATCH_ROWS and batch["summary"]["errors"] == 0
+    assert batch["summary"]["decisions"]["approve"] > 0, "the default policy approves some demo applicants"
+    assert api.get("/api/v1/finance/decisions/").json()["count"] == demo.DEMO_BATCH_ROWS
+    drift = api.get("/api/v1/finance/models/credit-risk/monitoring/").json()
+    assert drift["current"]["decisions"] == demo.DEMO_BATCH_ROWS, drift
+    assert drift["current"]["band"] == "stable", drift  # the same population as the training data
+    assert [s["decisions"] for s in drift["history"]] == [demo.DEMO_BATCH_ROWS]
+    # and scoring works without naming a model
     response = api.post(
         "/api/v1/finance/scores/",
         {
