@@ -5,11 +5,15 @@ The detector is yolo11n trained from scratch, on CPU, in about a minute on gener
 below. The same recipe trains the tests' detector (`demo_weights_train`), whose exact counts on
 a generated clip are asserted end to end, so what `make run` shows is what the tests check.
 For real-world accuracy import official pretrained weights (docs/traffic.md).
+
+So that the camera page has a last frame, line counts and a counts-over-time chart from the
+start, the seed also counts the demo clip as three recordings of the past three hours.
 """
 
 from __future__ import annotations
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from core.tenancy.actors import Actor
 from core.tenancy.models import Organization
 
 DEMO_CAMERA = "Demo crossing"
+DEMO_RECORDINGS_HOURS_AGO = (3, 2, 1)
 # Frames and the detector share one size: the demo clip is rendered at DEMO_IMGSZ pixels and
 # tracked at that imgsz, exactly what the detector was trained on.
 DEMO_IMGSZ = 128
@@ -73,8 +78,9 @@ def traffic_demo_seed(*, org: Organization, stdout: Any) -> None:
     from apps.traffic.services import camera_create
 
     actor = Actor.system(org)
-    if not Camera.objects.filter(organization=org, name=DEMO_CAMERA).exists():
-        camera_create(
+    camera = Camera.objects.filter(organization=org, name=DEMO_CAMERA).first()
+    if camera is None:
+        camera = camera_create(
             actor=actor,
             name=DEMO_CAMERA,
             location="Generated demo scene",
@@ -93,11 +99,32 @@ def traffic_demo_seed(*, org: Organization, stdout: Any) -> None:
         stdout.write(f"  demo clip {clip} (upload it to {DEMO_CAMERA!r}: stop-line should count {counts})")
     from ml.models import RegisteredModel
 
-    if RegisteredModel.objects.filter(organization=org, name=DEFAULT_MODEL_NAME, versions__isnull=False).exists():
-        return
-    stdout.write(f"  training the demo detector ({DEMO_EPOCHS} epochs on generated frames, about a minute on CPU) …")
-    version = demo_detector_train(actor=actor)
-    stdout.write(f"  detector {DEFAULT_MODEL_NAME} v{version.number}: mAP50 {version.metrics.get('mAP50')}")
+    if not RegisteredModel.objects.filter(organization=org, name=DEFAULT_MODEL_NAME, versions__isnull=False).exists():
+        stdout.write(f"  training the demo detector ({DEMO_EPOCHS} epochs on generated frames, a minute on CPU) …")
+        version = demo_detector_train(actor=actor)
+        stdout.write(f"  detector {DEFAULT_MODEL_NAME} v{version.number}: mAP50 {version.metrics.get('mAP50')}")
+    if not camera.videos.exists():
+        demo_recordings_count(actor=actor, camera=camera, clip=clip, stdout=stdout)
+
+
+def demo_recordings_count(*, actor: Actor, camera: Camera, clip: Path, stdout: Any) -> None:
+    """Count the demo clip on the camera as recorded at ten past the hour, 3, 2 and 1 hours ago
+    (each recording within one hourly bucket), with the jobs run inline."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.utils import timezone
+
+    from apps.traffic.services import video_analysis_create
+    from core.jobs.runner import job_execute
+
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    for hours_ago in DEMO_RECORDINGS_HOURS_AGO:
+        upload = SimpleUploadedFile(clip.name, clip.read_bytes(), content_type="video/mp4")
+        video = video_analysis_create(
+            actor=actor, upload=upload, camera=camera, recorded_at=hour - timedelta(hours=hours_ago, minutes=-10)
+        )
+        job_execute(job_id=video.job_id)  # inline: the worker is not up yet while `make run` seeds
+    crossings = camera.crossings.count()
+    stdout.write(f"  counted the demo clip {len(DEMO_RECORDINGS_HOURS_AGO)} times: {crossings} line crossings")
 
 
 def demo_clip_path() -> Path:

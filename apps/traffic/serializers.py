@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from apps.traffic.choices import Category, CountBucket, InDirection
@@ -230,11 +232,20 @@ class CrossingOutputSerializer(serializers.ModelSerializer[LineCrossing]):
         read_only_fields = fields
 
 
+# Without `start`, the period is the last day (15m, hour buckets) or the last 30 days (day buckets).
+DEFAULT_COUNTS_PERIOD = {CountBucket.DAY: timedelta(days=30)}
+
+
 class CountsFilterSerializer(serializers.Serializer):
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
+    start = serializers.DateTimeField(required=False, help_text="Default: `end` minus a day (30 days for `day`).")
+    end = serializers.DateTimeField(required=False, help_text="Default: now.")
     bucket = serializers.ChoiceField(choices=CountBucket.choices, default=CountBucket.HOUR)
     line = serializers.CharField(required=False, max_length=100)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs.setdefault("end", timezone.now())
+        attrs.setdefault("start", attrs["end"] - DEFAULT_COUNTS_PERIOD.get(attrs["bucket"], timedelta(days=1)))
+        return attrs
 
 
 class CountsBucketSerializer(serializers.Serializer):

@@ -164,6 +164,11 @@ def test_counts_from_still_images_and_bad_queries(api: Any, detector: Any) -> No
     )
     assert_error(line_counts, 404)  # this camera has no line "stop"
     counts_url = f"{URL}{camera_id}/counts/"
+    # without a period: the last day in hours, the last 30 days in days, ending now
+    last_day = api.get(counts_url).json()
+    assert last_day["bucket"] == "hour" and len(last_day["buckets"]) in (24, 25), last_day["start"]  # 24 on the hour
+    assert len(api.get(counts_url, {"bucket": "day"}).json()["buckets"]) in (30, 31)
+    assert_error(api.get(counts_url, {"start": "yesterday"}), 400)
     assert_error(api.get(counts_url, {"start": "2024-05-02T00:00Z", "end": "2024-05-01T00:00Z"}), 400)
     assert_error(api.get(counts_url, {"start": "2024-05-01T00:00Z", "end": "2024-05-02T00:00Z", "bucket": "week"}), 400)
     assert_error(api.get(counts_url, {"start": "2000-01-01T00:00Z", "end": "2024-05-02T00:00Z", "bucket": "15m"}), 400)

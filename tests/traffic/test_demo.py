@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 
 @pytest.mark.slow
@@ -17,7 +16,7 @@ def test_demo_camera_counts_the_demo_clip(
 ) -> None:
     # given the demo detector already registered (the seed trains it with the same recipe when missing)
     settings.VAR_DIR = tmp_path / "var"
-    from apps.traffic.demo import DEMO_CAMERA, demo_clip_path, traffic_demo_seed
+    from apps.traffic.demo import DEMO_CAMERA, DEMO_RECORDINGS_HOURS_AGO, demo_clip_path, traffic_demo_seed
     from apps.traffic.models import Camera
 
     import_detector(shapes_weights)
@@ -27,16 +26,21 @@ def test_demo_camera_counts_the_demo_clip(
     traffic_demo_seed(org=org, stdout=out)
     traffic_demo_seed(org=org, stdout=out)
 
-    # then there is one demo camera and a clip, and uploading the clip to it gives the announced counts
+    # then there is one demo camera and a clip, counted as three recordings of the past hours
     camera = Camera.objects.get(organization=org, name=DEMO_CAMERA)
     clip = demo_clip_path()
     assert clip.exists() and "car in 2, car out 1, person in 1, person out 1" in out.getvalue()
-    upload = SimpleUploadedFile(clip.name, clip.read_bytes(), content_type="video/mp4")
-    response = api.post("/api/v1/traffic/videos/", {"video": upload, "camera": camera.pk}, format="multipart")
-    assert response.status_code == 202, response.content
-    body = api.get(f"/api/v1/traffic/videos/{response.json()['id']}/").json()
-    assert body["status"] == "succeeded", body
-    assert sorted(body["line_crossings"], key=lambda row: row["category"]) == [
-        {"line": "stop-line", "category": "car", "in": 2, "out": 1},
-        {"line": "stop-line", "category": "person", "in": 1, "out": 1},
-    ]
+    videos = api.get("/api/v1/traffic/videos/", {"camera": camera.pk}).json()["results"]
+    assert len(videos) == len(DEMO_RECORDINGS_HOURS_AGO)
+    for video in videos:
+        assert video["status"] == "succeeded", video
+        assert sorted(video["line_crossings"], key=lambda row: row["category"]) == [
+            {"line": "stop-line", "category": "car", "in": 2, "out": 1},
+            {"line": "stop-line", "category": "person", "in": 1, "out": 1},
+        ]
+    # and the counts over time show them, one recording per hour
+    counts = api.get(f"/api/v1/traffic/cameras/{camera.pk}/counts/", {"bucket": "hour", "line": "stop-line"}).json()
+    busy = [b for b in counts["buckets"] if b["counts"]]
+    assert len(busy) == len(DEMO_RECORDINGS_HOURS_AGO), counts
+    assert all(b["counts"] == {"car": 3, "person": 2} for b in busy), busy
+    assert Camera.objects.get(pk=camera.pk).last_frame, "the camera page draws its lines over the clip's frame"
