@@ -49,7 +49,8 @@ VARIABLES: tuple[Var, ...] = (
     Var("S3_REGION", "", "S3 region name."),
     Var("ML_DEVICE", "auto", "`auto`, `cpu`, `cuda` or `cuda:N`; auto picks CUDA when present."),
     Var("ML_CACHE_SIZE", "8", "Loaded model versions kept per process (LRU)."),
-    Var("API_MAX_UPLOAD_MB", "200", "Largest request body the API accepts (413 above)."),
+    # A 150,000 x 300 credit CSV is about 250 MB.
+    Var("API_MAX_UPLOAD_MB", "512", "Largest request body the API accepts (413 above)."),
     Var("API_THROTTLE_RATE", "6000/min", "Requests per API key (DRF rate syntax)."),
     Var("JOB_HEARTBEAT_SECONDS", "5", "How often a running job writes its heartbeat."),
     Var("JOB_STALE_SECONDS", "60", "A running job silent this long is taken over by another worker."),
