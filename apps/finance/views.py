@@ -157,6 +157,13 @@ def _version_context(version: Any, org: Any) -> dict[str, Any]:
     }
 
 
+def _promote(request: HttpRequest, *, actor: Actor, name: str, form: PromoteForm) -> None:
+    """Move `production` to the form's version with its reason; raises DomainError when refused."""
+    number = form.cleaned_data["version"]
+    services.model_promote(actor=actor, name=name, version_number=number, reason=form.cleaned_data["reason"])
+    messages.success(request, f"v{number} is now in production.")
+
+
 @analyst_required
 def model_detail(request: HttpRequest, actor: Actor, name: str, number: int | None = None) -> HttpResponse:
     org = actor.organization
@@ -168,13 +175,7 @@ def model_detail(request: HttpRequest, actor: Actor, name: str, number: int | No
     promote_form = PromoteForm(request.POST or None, initial={"version": version.number})
     if request.method == "POST" and promote_form.is_valid():
         try:
-            services.model_promote(
-                actor=actor,
-                name=name,
-                version_number=promote_form.cleaned_data["version"],
-                reason=promote_form.cleaned_data["reason"],
-            )
-            messages.success(request, f"v{promote_form.cleaned_data['version']} is now in production.")
+            _promote(request, actor=actor, name=name, form=promote_form)
             return redirect("finance:model-detail", name=name)
         except DomainError as exc:
             add_domain_error(promote_form, exc)
@@ -207,16 +208,9 @@ def model_compare(request: HttpRequest, actor: Actor, name: str) -> HttpResponse
     if request.method == "POST" and promote_form.is_valid():
         # Promote one of the two versions being compared (org admins; the service refuses others).
         try:
-            services.model_promote(
-                actor=actor,
-                name=name,
-                version_number=promote_form.cleaned_data["version"],
-                reason=promote_form.cleaned_data["reason"],
-            )
+            _promote(request, actor=actor, name=name, form=promote_form)
         except DomainError as exc:
             messages.error(request, exc.message)
-        else:
-            messages.success(request, f"v{promote_form.cleaned_data['version']} is now in production.")
         return redirect(f"{request.path}?a={a}&b={b}")
     aliases = {alias.name: alias.version.number for alias in model.aliases.all()}
     keys = ("roc_auc", "gini", "ks", "brier", "log_loss")
