@@ -87,18 +87,21 @@ def bar_chart(items: Sequence[tuple[str, float]], *, title: str, value_format: s
     """Horizontal bars (feature importance, CSI per feature)."""
     items = list(items)[:15]
     top = max([v for _, v in items] + [1e-9])
-    row, label_w, width = 18, 170, 380
+    labels = [label if len(label) <= 40 else label[:39] + "…" for label, _ in items]
+    # ~6.5 px per character at font-size 11, so the longest feature name is never cut off
+    row, width = 18, 380
+    label_w = max(80, round(12 + 6.5 * max((len(label) for label in labels), default=0)))
     height = row * len(items) + 10
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width + label_w} {height}" role="img"'
-        f' aria-label="{escape(title)}" class="chart" width="100%" style="max-width:560px">'
+        f' aria-label="{escape(title)}" class="chart" width="100%" style="max-width:{width + label_w + 20}px">'
         f"<title>{escape(title)}</title>"
     ]
-    for i, (label, value) in enumerate(items):
+    for i, (label, (_, value)) in enumerate(zip(labels, items, strict=True)):
         y = 5 + i * row
         bar = max(1.0, (width - 60) * value / top)
         parts.append(
-            f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end" font-size="11">{escape(label[:28])}</text>'
+            f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end" font-size="11">{escape(label)}</text>'
             f'<rect x="{label_w}" y="{y + 2}" width="{bar:.1f}" height="{row - 5}" fill="{COLORS[0]}"/>'
             f'<text x="{label_w + bar + 4:.1f}" y="{y + 12}" font-size="10">{escape(value_format.format(value))}</text>'
         )
