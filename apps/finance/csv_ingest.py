@@ -24,7 +24,7 @@ import pandas as pd
 from apps.finance.choices import ColumnRole, ColumnType
 from core.errors import ValidationFailed
 
-PROFILE_CHUNK_ROWS = 50_000
+PROFILE_CHUNK_ROWS = 10_000
 MAX_COLUMNS = 2_000
 MAX_CATEGORIES = 200  # a categorical feature with more distinct values is excluded (id-like / free text)
 TRACK_DISTINCT = 1_000  # distinct values counted per column before we stop (memory bound)
