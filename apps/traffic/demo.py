@@ -119,9 +119,8 @@ def demo_recordings_count(*, actor: Actor, camera: Camera, clip: Path, stdout: A
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)
     for hours_ago in DEMO_RECORDINGS_HOURS_AGO:
         upload = SimpleUploadedFile(clip.name, clip.read_bytes(), content_type="video/mp4")
-        video = video_analysis_create(
-            actor=actor, upload=upload, camera=camera, recorded_at=hour - timedelta(hours=hours_ago, minutes=-10)
-        )
+        recorded_at = hour - timedelta(hours=hours_ago) + timedelta(minutes=10)
+        video = video_analysis_create(actor=actor, upload=upload, camera=camera, recorded_at=recorded_at)
         job_execute(job_id=video.job_id)  # inline: the worker is not up yet while `make run` seeds
     crossings = camera.crossings.count()
     stdout.write(f"  counted the demo clip {len(DEMO_RECORDINGS_HOURS_AGO)} times: {crossings} line crossings")

@@ -141,6 +141,22 @@ BUCKET_SIZE = {
 }
 
 
+# Without a period, counts cover the last day (15m, hour buckets) or the last 30 days (day
+# buckets), ending at the next full hour so every bucket is whole.
+DEFAULT_COUNTS_PERIOD = {CountBucket.DAY: timedelta(days=30)}
+
+
+def counts_period(
+    *, bucket: str, start: datetime | None = None, end: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """`(start, end)` of a counts query, with the defaults above for what is not given."""
+    if end is None:
+        end = (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    if start is None:
+        start = end - DEFAULT_COUNTS_PERIOD.get(CountBucket(bucket), timedelta(days=1))
+    return start, end
+
+
 def camera_counts(
     *,
     org: Organization,

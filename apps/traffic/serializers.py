@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from django.utils import timezone
 from rest_framework import serializers
 
 from apps.traffic.choices import Category, CountBucket, InDirection
 from apps.traffic.line_counting import DEFAULT_ANTI_FLICKER_FRAMES
 from apps.traffic.ml import ARCHITECTURES
 from apps.traffic.models import Camera, CountingLine, DetectionRun, LineCrossing, VideoAnalysis, Zone
+from apps.traffic.selectors import counts_period
 from core.jobs.serializers import JobOutputSerializer
 
 Unit = serializers.FloatField(min_value=0.0, max_value=1.0)
@@ -232,19 +231,15 @@ class CrossingOutputSerializer(serializers.ModelSerializer[LineCrossing]):
         read_only_fields = fields
 
 
-# Without `start`, the period is the last day (15m, hour buckets) or the last 30 days (day buckets).
-DEFAULT_COUNTS_PERIOD = {CountBucket.DAY: timedelta(days=30)}
-
-
 class CountsFilterSerializer(serializers.Serializer):
     start = serializers.DateTimeField(required=False, help_text="Default: `end` minus a day (30 days for `day`).")
-    end = serializers.DateTimeField(required=False, help_text="Default: now.")
+    end = serializers.DateTimeField(required=False, help_text="Default: the next full hour.")
     bucket = serializers.ChoiceField(choices=CountBucket.choices, default=CountBucket.HOUR)
     line = serializers.CharField(required=False, max_length=100)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        attrs.setdefault("end", timezone.now())
-        attrs.setdefault("start", attrs["end"] - DEFAULT_COUNTS_PERIOD.get(attrs["bucket"], timedelta(days=1)))
+        start, end = attrs.get("start"), attrs.get("end")
+        attrs["start"], attrs["end"] = counts_period(bucket=attrs["bucket"], start=start, end=end)
         return attrs
 
 

@@ -6,7 +6,7 @@ the org-checked API file endpoints (session-authenticated), never public media U
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -55,11 +55,10 @@ def overview(request: HttpRequest, actor: Actor) -> HttpResponse:
 
 
 def _counts_window(form: CountsForm) -> tuple[datetime, datetime, str, str]:
-    now = datetime.now(UTC)
     data = form.cleaned_data if form.is_valid() else {}
-    end = data.get("end") or (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
-    start = data.get("start") or end - timedelta(days=1)
-    return start, end, data.get("bucket") or "hour", data.get("line") or ""
+    bucket = data.get("bucket") or "hour"
+    start, end = selectors.counts_period(bucket=bucket, start=data.get("start"), end=data.get("end"))
+    return start, end, bucket, data.get("line") or ""
 
 
 @operator_required
