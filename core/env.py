@@ -49,6 +49,18 @@ VARIABLES: tuple[Var, ...] = (
     Var("S3_REGION", "", "S3 region name."),
     Var("ML_DEVICE", "auto", "`auto`, `cpu`, `cuda` or `cuda:N`; auto picks CUDA when present."),
     Var("ML_CACHE_SIZE", "8", "Loaded model versions kept per process (LRU)."),
+    Var("ML_HALF", "true", "Half precision on CUDA for kinds that support it (no effect on CPU)."),
+    Var(
+        "ML_WARM_UP",
+        "production",
+        "`production`: a serving process loads every production version (up to ML_CACHE_SIZE) when it starts; "
+        "`off`: load on first use.",
+    ),
+    Var(
+        "SCRATCH_DIR",
+        "",
+        "Private working folders (zip extraction, video decoding, training); default `$VAR_DIR/scratch`.",
+    ),
     # A 150,000 x 300 credit CSV is about 250 MB.
     Var("API_MAX_UPLOAD_MB", "512", "Largest request body the API accepts (413 above)."),
     Var("API_THROTTLE_RATE", "6000/min", "Requests per API key (DRF rate syntax)."),

@@ -22,6 +22,8 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
 
+from core.storage import file_sha256
+
 
 class ArtifactIntegrityError(Exception):
     """An artifact file is missing or its sha256 does not match the manifest."""
@@ -29,14 +31,6 @@ class ArtifactIntegrityError(Exception):
 
 def artifact_storage():  # type: ignore[no-untyped-def]
     return storages["artifacts"]
-
-
-def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def manifest_sha256(manifest: dict[str, Any]) -> str:

@@ -1,30 +1,106 @@
-"""The ModelKind interface and its registry.
+"""The ModelKind interface and its registry: the one seam between a domain and its models.
 
 A domain app describes a model family once, in its `ml.py`, and registers it:
 
-    class CreditXGBoost(ModelKind):
+    class CreditXGBoost(ModelKind[CreditModel, np.ndarray, float]):
         name = "finance.credit_xgboost"
         artifact_format = "xgboost-ubj"
-        def train(self, *, data, params, report): ...
+
+        def train(self, *, data: CreditTrainingData, params, report, parent=None) -> Trained: ...
         def save(self, trained, directory): ...
-        def load(self, directory, *, device): ...
-        def predict(self, loaded, inputs, **options): ...
+        def load(self, directory, *, device, half=False) -> CreditModel: ...
+        def predict(self, loaded, inputs, **options) -> Sequence[float]: ...
+        def explain(self, loaded, inputs, **options) -> Sequence[np.ndarray]: ...   # optional
 
     register_kind(CreditXGBoost())
 
-Everything else (versions, aliases, artifacts with sha256 manifests, the per-process cache,
-device selection, training jobs) is done once in `ml/` for every kind.
+and, because a kind never touches the ORM or storage, the domain also registers how a training
+run's `data` reference (a dataset id, a stored zip) becomes the materialised input `train`
+receives (a matrix, a folder of images, a sparse interaction matrix):
+
+    training_data_register(kind="finance.credit_xgboost", loader=credit_training_data)
+
+Everything else is done once in `ml/` for every kind: versions, aliases, artifacts with sha256
+manifests (`ml.artifacts`), training jobs (`ml.training`), and serving (`ml.runtime`: device and
+precision, the per-process cache, batching, the inference context, timing, warm-up). Domain code
+never holds a loaded model: it calls `ml.runtime.predict/explain/stream/preprocessor` with a
+`ModelVersion`.
+
+## The contract, method by method
+
+Required:
+- `train(*, data, params, report, parent)`: fit a model. `data` is what the domain's loader
+  returned; `params` the run's parameters (validate them; raise `core.errors.ValidationFailed`
+  for bad ones); `report` a `Reporter`; `parent` the loaded parent version for a warm start
+  (fine-tuning, partial fit), loaded by `ml` on the training device, or None.
+- `save(trained, directory)`: write the artifact files (safe formats only: UBJ/JSON, numpy
+  without pickle, torch state dicts) into an empty directory.
+- `load(directory, *, device, half)`: read them back on `device` (`cpu`, `cuda:N`); `half` is
+  True only when the kind sets `supports_half` and the device is CUDA.
+- `predict(loaded, inputs, **options)`: one output per input, in order. `inputs` may be any
+  sequence, including a 2-D numpy array (a sequence of rows); outputs likewise.
+
+Optional capabilities (the runtime asks `kind.supports(name)`; the defaults raise
+`CapabilityMissing`, which the runtime turns into a clear error):
+- `explain(loaded, inputs, **options)`: per-input attributions (TreeSHAP, Grad-CAM, the
+  interactions behind a recommendation).
+- `stream(loaded, inputs, **options)`: outputs for an iterable of inputs consumed lazily, with
+  state across them (tracking objects over video frames).
+- `preprocessor(loaded)`: the version's recorded preprocessing as a plain object the domain
+  may use to validate and encode its inputs (a feature encoder, id maps, a window and size);
+  never the model itself.
+- `evaluate(loaded, data, **options)`: metrics on materialised held-out data.
+- `export(loaded, fmt, directory)`: write the model in another format (ONNX, ...).
+- `warm_up(loaded)`: run once after loading (build predictors, allocate GPU memory) so the
+  first request is as fast as the rest.
+- `unload(loaded)`: release what the loaded object holds (GPU memory, threads) on eviction.
+
+Attributes: `max_batch_size` (the runtime splits larger `predict`/`explain` calls and joins the
+outputs), `uses_torch` (predict under `torch.inference_mode()`), `supports_half`, `loads_code`
+(the artifact format can run code when loaded: imported only by org admins, validated out of
+process), `import_filename` (what an imported file is stored as).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-ReportFn = Callable[..., None]
-"""`report(progress=0..1, message="...", metrics={...})`: progress of a training run."""
+if TYPE_CHECKING:
+    from core.tenancy.models import Organization
+
+LoadedT = TypeVar("LoadedT")
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+
+CAPABILITIES = ("explain", "stream", "preprocessor", "evaluate", "export", "warm_up", "unload")
+
+
+class Reporter(Protocol):
+    """Progress of a training run: `report(progress=0..1, message="...", metrics={...})`.
+
+    `metrics` are live metrics (loss, validation AUC per epoch); each call appends one entry to
+    the run's `live_metrics` and moves the job's progress bar.
+    """
+
+    def __call__(
+        self,
+        *,
+        progress: float | None = None,
+        message: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+
+ReportFn = Reporter  # the name older kinds import
+
+
+def report_nothing(
+    *, progress: float | None = None, message: str | None = None, metrics: Mapping[str, Any] | None = None
+) -> None:
+    """A `Reporter` that drops everything (demo seeding, benchmarks, tests)."""
 
 
 @dataclass
@@ -53,36 +129,66 @@ class ArtifactRejected(Exception):
     """An uploaded artifact is not a valid model of this kind (maps to a 400)."""
 
 
-class ModelKind:
-    """Base class of every model kind (the interface of ARCHITECTURE.md, "The ML layer").
+class CapabilityMissing(NotImplementedError):
+    """The kind does not offer an optional capability (explain, stream, export, ...)."""
 
-    Attributes:
-        name: dotted registry name, `<domain>.<family>`.
-        artifact_format: what `save` writes, e.g. "xgboost-ubj", "torch-state-dict".
-        loads_code: True when loading the artifact can execute code (pickle-based formats such
-            as ultralytics `.pt`). Such artifacts are imported only by org admins or keys with
-            the `ml` scope, are hashed and audited, and must be validated out of process.
-        uses_torch: predict runs under `torch.inference_mode()`.
-        import_filename: the file name an imported artifact is stored under.
+
+class ModelKind(Generic[LoadedT, InT, OutT]):
+    """Base class of every model kind; see the module docstring for the contract.
+
+    Type parameters: what `load` returns, one input of `predict`, one output of `predict`.
     """
 
     name: str = ""
     artifact_format: str = ""
     loads_code: bool = False
     uses_torch: bool = False
+    supports_half: bool = False
+    max_batch_size: int | None = None
     import_filename: str = "model.bin"
 
-    def train(self, *, data: Any, params: dict[str, Any], report: ReportFn) -> Trained:
+    # --- required -------------------------------------------------------------------------
+
+    def train(self, *, data: Any, params: dict[str, Any], report: Reporter, parent: LoadedT | None = None) -> Trained:
         raise NotImplementedError
 
     def save(self, trained: Trained, directory: Path) -> None:
         raise NotImplementedError
 
-    def load(self, directory: Path, *, device: str) -> Any:
+    def load(self, directory: Path, *, device: str, half: bool = False) -> LoadedT:
         raise NotImplementedError
 
-    def predict(self, loaded: Any, inputs: Sequence[Any], **options: Any) -> list[Any]:
+    def predict(self, loaded: LoadedT, inputs: Sequence[InT], **options: Any) -> Sequence[OutT]:
         raise NotImplementedError
+
+    # --- optional capabilities --------------------------------------------------------------
+
+    def explain(self, loaded: LoadedT, inputs: Sequence[InT], **options: Any) -> Sequence[Any]:
+        raise CapabilityMissing(f"Model kind {self.name} cannot explain its predictions.")
+
+    def stream(self, loaded: LoadedT, inputs: Iterable[InT], **options: Any) -> Iterator[OutT]:
+        raise CapabilityMissing(f"Model kind {self.name} cannot process a stream.")
+
+    def preprocessor(self, loaded: LoadedT) -> Any:
+        raise CapabilityMissing(f"Model kind {self.name} has no preprocessor.")
+
+    def evaluate(self, loaded: LoadedT, data: Any, **options: Any) -> dict[str, Any]:
+        raise CapabilityMissing(f"Model kind {self.name} cannot evaluate on data.")
+
+    def export(self, loaded: LoadedT, fmt: str, directory: Path) -> None:
+        raise CapabilityMissing(f"Model kind {self.name} cannot export to {fmt!r}.")
+
+    def warm_up(self, loaded: LoadedT) -> None:
+        """Nothing to warm up by default."""
+
+    def unload(self, loaded: LoadedT) -> None:
+        """Nothing to release by default (the runtime drops its reference and frees CUDA's cache)."""
+
+    def supports(self, capability: str) -> bool:
+        """True when this kind overrides the optional `capability` (one of CAPABILITIES)."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"Unknown capability {capability!r}; known: {', '.join(CAPABILITIES)}.")
+        return getattr(type(self), capability) is not getattr(ModelKind, capability)
 
     def import_artifact(self, source: Path, directory: Path) -> ImportedArtifact:
         """Validate an uploaded file and write the artifact files into `directory`.
@@ -92,14 +198,21 @@ class ModelKind:
         """
         raise ArtifactRejected(f"Model kind {self.name} does not accept imported artifacts.")
 
+    @property
+    def domain(self) -> str:
+        """The domain the kind belongs to: the part of its name before the first dot."""
+        return self.name.split(".", 1)[0]
 
-_KINDS: dict[str, ModelKind] = {}
+
+AnyKind = ModelKind[Any, Any, Any]
+
+_KINDS: dict[str, AnyKind] = {}
 
 
-def register_kind(kind: ModelKind) -> ModelKind:
+def register_kind(kind: AnyKind) -> AnyKind:
     """Register `kind` under `kind.name` (idempotent for the same class)."""
-    if not kind.name or not kind.artifact_format:
-        raise ValueError("A ModelKind needs a name and an artifact_format.")
+    if not kind.name or not kind.artifact_format or "." not in kind.name:
+        raise ValueError("A ModelKind needs a dotted `<domain>.<family>` name and an artifact_format.")
     existing = _KINDS.get(kind.name)
     if existing is not None and type(existing) is not type(kind):
         raise ValueError(f"Model kind {kind.name!r} is already registered by {type(existing).__name__}.")
@@ -110,14 +223,53 @@ def register_kind(kind: ModelKind) -> ModelKind:
 def unregister_kind(name: str) -> None:
     """Remove a kind (tests only)."""
     _KINDS.pop(name, None)
+    _TRAINING_DATA.pop(name, None)
 
 
-def get_kind(name: str) -> ModelKind:
+def get_kind(name: str) -> AnyKind:
     try:
         return _KINDS[name]
     except KeyError as exc:
         raise LookupError(f"Unknown model kind {name!r}. Known: {', '.join(sorted(_KINDS)) or 'none'}.") from exc
 
 
-def kind_names() -> list[str]:
-    return sorted(_KINDS)
+def kind_names(*, domain: str | None = None) -> list[str]:
+    """Registered kind names, optionally only those of one domain."""
+    return sorted(name for name in _KINDS if domain is None or name.split(".", 1)[0] == domain)
+
+
+# --- Training data: how a run's `data` reference becomes what `train` receives -------------------
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What a training-data loader is given.
+
+    Attributes:
+        organization: the organization the run belongs to (every lookup must be scoped to it).
+        data: the run's JSON reference to its data, as the domain's service stored it.
+        params: the run's parameters.
+        scratch: an empty private folder the loader may fill (extracted zips, images); `ml`
+            removes it after training, so the materialised data may point into it.
+    """
+
+    organization: Organization
+    data: Mapping[str, Any]
+    params: Mapping[str, Any]
+    scratch: Path
+
+
+TrainingDataLoader = Callable[[TrainingRequest], Any]
+
+_TRAINING_DATA: dict[str, TrainingDataLoader] = {}
+
+
+def training_data_register(*, kind: str, loader: TrainingDataLoader) -> None:
+    """Declare how runs of `kind` materialise their data (the domain's service, not the kind)."""
+    _TRAINING_DATA[kind] = loader
+
+
+def training_data_load(kind: str, request: TrainingRequest) -> Any:
+    """The materialised training data of a run; the `data` reference itself when no loader is registered."""
+    loader = _TRAINING_DATA.get(kind)
+    return loader(request) if loader is not None else dict(request.data)

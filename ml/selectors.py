@@ -12,21 +12,100 @@ from ml.choices import PRODUCTION_ALIAS
 from ml.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, TrainingRun
 
 
-def registered_model_list(*, org: Organization, kind: str | None = None) -> QuerySet[RegisteredModel]:
+def _of_kind(models: QuerySet[RegisteredModel], *, kind: str | None, domain: str | None) -> QuerySet[RegisteredModel]:
+    if kind:
+        models = models.filter(kind=kind)
+    if domain:
+        models = models.filter(kind__startswith=f"{domain}.")
+    return models
+
+
+def registered_model_list(
+    *, org: Organization, kind: str | None = None, domain: str | None = None
+) -> QuerySet[RegisteredModel]:
+    """The organization's models with versions and aliases prefetched; only `kind`'s or `domain`'s when given."""
     models = RegisteredModel.objects.filter(organization=org).prefetch_related(
         Prefetch("versions", queryset=ModelVersion.objects.order_by("-number")),
         Prefetch("aliases", queryset=ModelAlias.objects.select_related("version")),
     )
-    if kind:
-        models = models.filter(kind=kind)
-    return models
+    return _of_kind(models, kind=kind, domain=domain)
 
 
-def registered_model_get(*, org: Organization, name: str) -> RegisteredModel:
+def registered_model_get(
+    *, org: Organization, name: str, kind: str | None = None, domain: str | None = None
+) -> RegisteredModel:
+    """Model `name` of the organization.
+
+    With `kind` (exact) or `domain` (any kind of that domain), a model of another kind is
+    "not found" too: the one answer every domain gives, so a finance endpoint neither serves
+    nor discloses a traffic model.
+    """
     try:
-        return registered_model_list(org=org).get(name=name)
+        return registered_model_list(org=org, kind=kind, domain=domain).get(name=name)
     except RegisteredModel.DoesNotExist as exc:
-        raise NotFound(f"Model {name!r} not found.") from exc
+        raise NotFound(_not_found_message(name, kind=kind, domain=domain)) from exc
+
+
+def _not_found_message(name: str, *, kind: str | None, domain: str | None) -> str:
+    if kind:
+        return f"No {kind} model {name!r}."
+    if domain:
+        return f"No {domain} model {name!r}."
+    return f"Model {name!r} not found."
+
+
+# JSON columns serving never reads: the loaded model (cached per process) carries what predict
+# needs, and `manifest` is fetched lazily on the rare cache miss that loads the artifact.
+NOT_NEEDED_TO_SERVE = ("metrics", "model_card", "manifest")
+
+
+def serving_version_get(
+    *,
+    org: Organization,
+    name: str | None = None,
+    number: int | None = None,
+    alias: str = PRODUCTION_ALIAS,
+    kind: str | None = None,
+    domain: str | None = None,
+    default_name: str = "",
+    defer: tuple[str, ...] = NOT_NEEDED_TO_SERVE,
+) -> ModelVersion:
+    """The version a prediction uses: version `number` of model `name`, else what `alias` points at.
+
+    Without a name: `default_name` when it has the alias, else the organization's model of this
+    kind/domain whose alias moved last. On the hot path this is one small query when the version
+    exists; the precise not-found answer (no model, wrong kind, no such version, no alias) is
+    worked out only on a miss. A model of another kind or domain is not found.
+    """
+    if not name:
+        candidates = ModelAlias.objects.filter(registered_model__organization=org, name=alias)
+        if kind:
+            candidates = candidates.filter(registered_model__kind=kind)
+        if domain:
+            candidates = candidates.filter(registered_model__kind__startswith=f"{domain}.")
+        names = list(candidates.order_by("-updated_at").values_list("registered_model__name", flat=True))
+        if not names:
+            what = kind or (f"{domain} " if domain else "") + "model"
+            raise NotFound(f"This organization has no {alias} {what} yet: train or import one first.", code="no_model")
+        name = default_name if default_name in names else names[0]
+    versions = (
+        ModelVersion.objects.select_related("registered_model")
+        .defer(*defer)
+        .filter(registered_model__organization=org, registered_model__name=name)
+    )
+    if kind:
+        versions = versions.filter(registered_model__kind=kind)
+    if domain:
+        versions = versions.filter(registered_model__kind__startswith=f"{domain}.")
+    version = (
+        versions.filter(number=number).first() if number is not None else versions.filter(aliases__name=alias).first()
+    )
+    if version is not None:
+        return version
+    registered_model_get(org=org, name=name, kind=kind, domain=domain)  # not found, or another kind
+    if number is not None:
+        return model_version_get(org=org, name=name, number=number)
+    return model_version_get_by_alias(org=org, name=name, alias=alias)
 
 
 def model_version_get(*, org: Organization, name: str, number: int) -> ModelVersion:

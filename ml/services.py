@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Max
 
 from core.audit.models import AuditOutcome
 from core.audit.services import audit_record
-from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.storage import file_sha256, scratch_directory
 from core.tenancy.actors import Actor
-from core.tenancy.choices import Scope
-from ml.artifacts import ArtifactIntegrityError, artifact_store, artifact_zip, file_sha256, manifest_sha256
+from ml.artifacts import ArtifactIntegrityError, artifact_store, artifact_zip, manifest_sha256
 from ml.choices import PRODUCTION_ALIAS, VersionSource
 from ml.kinds import ArtifactRejected, ModelKind, Trained, get_kind
 from ml.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, TrainingRun, model_name_validator
@@ -118,12 +116,12 @@ def model_version_from_trained(
 ) -> ModelVersion:
     """Save a freshly trained model through its kind and register it as a new version."""
     kind = get_kind(registered_model.kind)
-    with tempfile.TemporaryDirectory(dir=_scratch_dir()) as tmp:
-        kind.save(trained, Path(tmp))
+    with scratch_directory(prefix="save-") as tmp:
+        kind.save(trained, tmp)
         return model_version_create(
             actor=actor,
             registered_model=registered_model,
-            directory=Path(tmp),
+            directory=tmp,
             source=VersionSource.TRAINED,
             metrics=trained.metrics,
             params=trained.params,
@@ -149,15 +147,14 @@ def model_version_import(
     or keys with the `ml` scope, and the kind must validate them out of process.
     """
     model_kind = _kind_or_400(kind)
-    if not (actor.is_org_admin or actor.has_scope(Scope.ML)):
-        raise PermissionDenied("Only organization admins or keys with the 'ml' scope may import models.")
-    with tempfile.TemporaryDirectory(dir=_scratch_dir()) as tmp:
-        source = Path(tmp) / "upload"
+    actor.require_org_admin("import models")
+    with scratch_directory(prefix="import-") as tmp:
+        source = tmp / "upload"
         with source.open("wb") as out:
             for chunk in upload.chunks():
                 out.write(chunk)
         upload_sha256 = file_sha256(source)
-        directory = Path(tmp) / "artifact"
+        directory = tmp / "artifact"
         directory.mkdir()
         try:
             imported = model_kind.import_artifact(source, directory)
@@ -198,6 +195,7 @@ def model_alias_set(*, actor: Actor, name: str, alias: str, version_number: int,
 
     from ml.models import alias_name_validator
 
+    actor.require_org_admin("move model aliases")
     try:
         alias_name_validator(alias)
     except DjangoValidationError as exc:
@@ -276,9 +274,3 @@ def model_version_export(*, actor: Actor, version: ModelVersion, handle: BinaryI
         )
         raise
     audit_record(actor=actor, action="ml.version.export", obj=version, details=details)
-
-
-def _scratch_dir() -> Path:
-    path = Path(settings.MODEL_CACHE_DIR) / "scratch"
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -1,14 +1,19 @@
 """Training runs: a service that enqueues them and the `ml.train` job that executes them.
 
-Domain apps call `training_run_create` with their kind and a `data` reference their kind
-understands (a dataset id, a zip path); the job calls `kind.train(data=..., params=...,
-report=...)`, streams progress and live metrics into the Job and the run, and registers the
-result as a new ModelVersion. A run re-executed after a crash reuses the version it already
-created (versions are keyed by training run), so a run yields at most one version.
+Domain apps call `training_run_create` with their kind and a JSON `data` reference (a dataset
+id, a stored zip); the job turns that reference into materialised data with the loader the
+domain registered for the kind (`ml.kinds.training_data_register`), in a private scratch folder
+removed afterwards, loads the parent version for a warm start when the run has one, calls
+`kind.train(data=..., params=..., report=..., parent=...)`, streams progress and live metrics
+into the Job and the run, and registers the result as a new ModelVersion. A run re-executed
+after a crash reuses the version it already created (versions are keyed by training run), so a
+run yields at most one version.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
@@ -17,9 +22,11 @@ from django.utils import timezone
 from core.audit.services import audit_record
 from core.jobs.choices import JobQueue
 from core.jobs.runner import JobContext, job_enqueue, job_function
+from core.storage import scratch_directory
 from core.tenancy.actors import Actor
-from ml.kinds import get_kind
+from ml.kinds import TrainingRequest, get_kind, training_data_load
 from ml.models import ModelVersion, TrainingRun
+from ml.runtime import loaded_for_training
 from ml.services import model_version_from_trained, registered_model_ensure
 
 TRAIN_JOB_KIND = "ml.train"
@@ -67,7 +74,7 @@ def train(ctx: JobContext) -> dict[str, Any]:
     kind = get_kind(run.kind)
 
     def report(
-        progress: float | None = None, message: str | None = None, metrics: dict[str, Any] | None = None
+        *, progress: float | None = None, message: str | None = None, metrics: Mapping[str, Any] | None = None
     ) -> None:
         ctx.report(progress=None if progress is None else 0.95 * progress, message=message)
         if metrics:
@@ -76,7 +83,13 @@ def train(ctx: JobContext) -> dict[str, Any]:
             TrainingRun.objects.filter(pk=run.pk).update(live_metrics=run.live_metrics)
 
     ctx.report(progress=0.0, message="Training started")
-    trained = kind.train(data=run.data, params=run.params, report=report)
+    with contextlib.ExitStack() as stack:
+        scratch = stack.enter_context(scratch_directory(prefix=f"train-{run.pk}-"))
+        data = training_data_load(
+            run.kind, TrainingRequest(organization=run.organization, data=run.data, params=run.params, scratch=scratch)
+        )
+        parent = stack.enter_context(loaded_for_training(run.parent_version)) if run.parent_version else None
+        trained = kind.train(data=data, params=run.params, report=report, parent=parent)
     ctx.report(progress=0.96, message="Saving the new version")
     version = model_version_from_trained(
         actor=ctx.actor,

@@ -32,6 +32,7 @@ def _isolated_var(request: pytest.FixtureRequest, settings: Any, tmp_path: Path)
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     settings.MODEL_CACHE_DIR = tmp_path / "model-cache"
+    settings.SCRATCH_DIR = tmp_path / "scratch"
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {

@@ -157,7 +157,9 @@ class CreditXGBoost(ModelKind):
     artifact_format = "xgboost-ubj"
     import_filename = "model.ubj"
 
-    def train(self, *, data: Any, params: dict[str, Any], report: ReportFn) -> Trained:
+    def train(
+        self, *, data: Any, params: dict[str, Any], report: ReportFn, parent: CreditModel | None = None
+    ) -> Trained:
         """Train on a stored dataset, evaluate on a stratified held-out split against a logistic baseline.
 
         Args:
@@ -318,7 +320,7 @@ class CreditXGBoost(ModelKind):
         }
         (directory / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=1))
 
-    def load(self, directory: Path, *, device: str) -> CreditModel:
+    def load(self, directory: Path, *, device: str, half: bool = False) -> CreditModel:
         sidecar = json.loads((directory / SIDECAR_FILE).read_text())
         booster = xgb.Booster()
         booster.load_model(str(directory / MODEL_FILE))

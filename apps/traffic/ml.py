@@ -97,7 +97,9 @@ class YoloDetector(ModelKind):
 
     # --- Training ---------------------------------------------------------------------------
 
-    def train(self, *, data: Any, params: dict[str, Any], report: ReportFn) -> Trained:
+    def train(
+        self, *, data: Any, params: dict[str, Any], report: ReportFn, parent: LoadedDetector | None = None
+    ) -> Trained:
         """Train or fine-tune on a validated dataset zip stored in the default storage.
 
         Args:
@@ -208,7 +210,7 @@ class YoloDetector(ModelKind):
 
     # --- Serving ----------------------------------------------------------------------------
 
-    def load(self, directory: Path, *, device: str) -> LoadedDetector:
+    def load(self, directory: Path, *, device: str, half: bool = False) -> LoadedDetector:
         _ultralytics_ready()
         import numpy as np
         from ultralytics import YOLO

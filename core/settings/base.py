@@ -113,6 +113,8 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.get("MEDIA_ROOT") or VAR_DIR / "media")
 ARTIFACT_ROOT = Path(env.get("ARTIFACT_ROOT") or VAR_DIR / "artifacts")
 MODEL_CACHE_DIR = VAR_DIR / "model-cache"
+# Private working folders (zip extraction, video decoding, training runs); local disk, cleaned on exit.
+SCRATCH_DIR = Path(env.get("SCRATCH_DIR") or VAR_DIR / "scratch")
 STORAGE_BACKEND = env.get("STORAGE_BACKEND")
 
 if STORAGE_BACKEND == "s3":
@@ -233,6 +235,8 @@ CELERY_BEAT_SCHEDULE = {
 # --- ML runtime --------------------------------------------------------------------------------
 ML_DEVICE = env.get("ML_DEVICE")
 ML_CACHE_SIZE = env.get_int("ML_CACHE_SIZE")
+ML_HALF = env.get_bool("ML_HALF")
+ML_WARM_UP = env.get("ML_WARM_UP")
 
 # --- Security defaults shared by every environment ----------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

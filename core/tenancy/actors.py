@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from core.tenancy.choices import ROLE_SCOPES, Role
+from core.errors import PermissionDenied
+from core.tenancy.choices import ROLE_SCOPES, Role, Scope
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -42,6 +43,22 @@ class Actor:
     @property
     def is_org_admin(self) -> bool:
         return self.role == Role.ORG_ADMIN
+
+    def require_org_admin(self, action: str = "do this", *, key_scope: str = Scope.ML) -> None:
+        """The one gate for admin-only actions (promotions, imports, training, policy changes).
+
+        Portal users must be org admins; API keys (which have no role) must carry `key_scope`,
+        the registry's `ml` scope by default. Raises PermissionDenied (403) otherwise.
+
+        Args:
+            action: what was refused, for the message ("promote models", "import weights").
+            key_scope: the scope that stands for admin rights on an API key.
+        """
+        if self.api_key is not None:
+            if not self.has_scope(key_scope):
+                raise PermissionDenied(f"An API key needs the '{key_scope}' scope to {action}.")
+        elif not self.is_org_admin:
+            raise PermissionDenied(f"Only organization admins may {action}.")
 
     @property
     def label(self) -> str:

@@ -27,7 +27,6 @@ def test_second_predict_uses_the_cached_model(org, ml_admin, train, settings):
     assert first.outputs == second.outputs
     assert first.outputs[0] < 0.5 < first.outputs[1]
     assert first.device == "cpu"
-    assert second.predict_ms >= 0
 
 
 def test_cache_evicts_the_least_recently_used_version(org, import_version, settings):

@@ -51,7 +51,7 @@ class TinyLogReg(ModelKind):
     uses_torch = True
     import_filename = WEIGHTS_FILE
 
-    def train(self, *, data: Any, params: dict[str, Any], report: ReportFn) -> Trained:
+    def train(self, *, data: Any, params: dict[str, Any], report: ReportFn, parent: Any = None) -> Trained:
         n, seed = int(data.get("n", 200)), int(data.get("seed", 0))
         epochs, steps, lr = (
             int(params.get("epochs", 4)),
@@ -91,7 +91,7 @@ class TinyLogReg(ModelKind):
     def save(self, trained: Trained, directory: Path) -> None:
         torch.save(trained.model.state_dict(), directory / WEIGHTS_FILE)
 
-    def load(self, directory: Path, *, device: str) -> torch.nn.Linear:
+    def load(self, directory: Path, *, device: str, half: bool = False) -> torch.nn.Linear:
         state = torch.load(directory / WEIGHTS_FILE, map_location=device, weights_only=True)
         model = torch.nn.Linear(2, 1)
         model.load_state_dict(state)

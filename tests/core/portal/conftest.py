@@ -43,7 +43,7 @@ def tiny_kind() -> Iterator[str]:
         def save(self, trained: Trained, directory: Path) -> None:
             (directory / "model.json").write_text(json.dumps(trained.model))
 
-        def load(self, directory: Path, *, device: str) -> Any:
+        def load(self, directory: Path, *, device: str, half: bool = False) -> Any:
             return json.loads((directory / "model.json").read_text())
 
         def predict(self, loaded: Any, inputs: Sequence[Any], **options: Any) -> list[Any]:
