@@ -144,3 +144,35 @@ class TrainingRun(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"Training run {self.pk} of {self.registered_model.name}"
+
+
+class ServedByVersion(models.Model):
+    """Abstract base of domain rows a model version produced (a credit decision, a detection run).
+
+    One definition for every domain: `model_version` (PROTECT: the record of which immutable
+    version produced a result must never break), plus the model's name and version number copied
+    onto the row so decision logs filter and print "credit-risk v3" without a join. Fill all three
+    with `served_by(version)`:
+
+        CreditDecision.objects.create(..., **served_by(version))
+    """
+
+    model_version = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    model_name = models.CharField(max_length=100)
+    model_version_number = models.PositiveIntegerField()
+
+    class Meta:
+        abstract = True
+
+    @property
+    def model_label(self) -> str:
+        return f"{self.model_name} v{self.model_version_number}"
+
+
+def served_by(version: ModelVersion) -> dict[str, Any]:
+    """The `ServedByVersion` fields for a row produced by `version`."""
+    return {
+        "model_version": version,
+        "model_name": version.registered_model.name,
+        "model_version_number": version.number,
+    }
