@@ -88,6 +88,7 @@ def test_countdown_job_succeeds_with_progress_visible_through_the_api(api: APICl
     body = api.get(f"/api/v1/jobs/{job.pk}/").json()
     # then
     assert body["status"] == "succeeded"
+    assert body["domain"] == "platform"
     assert body["progress"] == 1.0
     assert body["message"] == "Step 3 of 3"
     assert body["result"] == {"steps": 3, "attempt": 1}

@@ -127,6 +127,7 @@ def test_job_page_shows_the_progress_widget(client_for, org):
     content = response.content.decode()
     assert f'data-job-url="/api/v1/jobs/{job.pk}/"' in content
     assert 'aria-valuenow="25"' in content
+    assert "<dt>Domain</dt><dd>platform</dd>" in content
     assert "portal/job_progress.js" in content
 
 
@@ -160,7 +161,7 @@ def test_run_demo_job_enqueues_countdown_and_redirects_to_its_page(client_for, o
     job = Job.objects.get(organization=org)
     assert response.status_code == 302
     assert response["Location"] == f"/jobs/{job.pk}/"
-    assert job.kind == "core.countdown"
+    assert (job.kind, job.domain) == ("core.countdown", "platform")
     assert job.params == {"steps": 20, "step_seconds": 0.3}
     assert job.status == "queued"
 
