@@ -59,9 +59,11 @@ class Migration(migrations.Migration):
             field=models.CharField(default="", max_length=32),
             preserve_default=False,
         ),
-        migrations.RunPython(backfill_job_domains, migrations.RunPython.noop),
         migrations.AddIndex(
             model_name="job",
             index=models.Index(fields=["organization", "domain", "-created_at"], name="core_job_organiz_7362d8_idx"),
         ),
+        # Data last: on PostgreSQL a schema change after row updates in the same transaction can fail
+        # ("pending trigger events"); updating rows once the schema is final avoids it.
+        migrations.RunPython(backfill_job_domains, migrations.RunPython.noop),
     ]
