@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from core.audit.services import audit_record
 from core.jobs.choices import JobQueue
-from core.jobs.runner import JobContext, job_enqueue, job_function
+from core.jobs.runner import JobContext, job_domain_of, job_enqueue, job_function, job_params_set
 from core.storage import scratch_directory
 from core.tenancy.actors import Actor
 from ml.kinds import TrainingRequest, get_kind, training_data_load
@@ -46,7 +46,8 @@ def training_run_create(
 ) -> TrainingRun:
     """Register a training request and enqueue it on the `training` queue (on commit)."""
     registered_model = registered_model_ensure(actor=actor, name=model_name, kind=kind)
-    job = job_enqueue(actor=actor, kind=TRAIN_JOB_KIND, params={})
+    # The job belongs to the trained kind's domain: its result and metrics describe that domain's data.
+    job = job_enqueue(actor=actor, kind=TRAIN_JOB_KIND, domain=job_domain_of(kind))
     run = TrainingRun.objects.create(
         organization=actor.organization,
         registered_model=registered_model,
@@ -58,8 +59,7 @@ def training_run_create(
         parent_version=parent_version,
         created_by=actor.user,
     )
-    job.params = {"training_run_id": run.pk}
-    job.save(update_fields=["params", "updated_at"])
+    job_params_set(job=job, params={"training_run_id": run.pk})
     audit_record(actor=actor, action="ml.training_run.create", obj=run, details={"model": model_name, "kind": kind})
     return run
 

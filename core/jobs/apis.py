@@ -1,4 +1,9 @@
-"""Job API: list, detail (poll this for progress), cancel. Any member or key of the organization."""
+"""Job API: list, detail (poll this for progress), cancel.
+
+Any member or key of the organization, limited to the jobs it may see: the domains of its scopes
+and the platform's jobs (org admins see all; see `core.jobs.selectors`). Another domain's job is a
+404, like another organization's.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +22,13 @@ class JobListApi(OrgAPIView):
     def get(self, request: Request) -> Response:
         filters = JobFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        return self.paginate(request, job_list(org=self.org, **filters.validated_data), JobOutputSerializer)
+        return self.paginate(request, job_list(actor=self.actor, **filters.validated_data), JobOutputSerializer)
 
 
 class JobDetailApi(OrgAPIView):
     @extend_schema(responses=JobOutputSerializer)
     def get(self, request: Request, job_id: int) -> Response:
-        return Response(JobOutputSerializer(job_get(org=self.org, job_id=job_id)).data)
+        return Response(JobOutputSerializer(job_get(actor=self.actor, job_id=job_id)).data)
 
 
 class JobCancelApi(OrgAPIView):

@@ -16,10 +16,17 @@ class Job(models.Model):
     atomically (see `core.jobs.runner.job_claim`); `claimed_by` names the claiming execution
     and only that execution may write the outcome, so a job re-delivered after a crash
     finishes exactly once.
+
+    `domain` says who may see the job (`core.jobs.selectors.jobs_visible`): a business domain
+    (`finance`, `traffic`, `medical`, `retail`) or `platform`. `job_enqueue` always sets it; the
+    field has no default on purpose, so a row made any other way has domain "" and is visible
+    to org admins only (fail closed: a medical job's result is patient data).
     """
 
     organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=100, db_index=True)
+    # No choices: the domains derive from `Scope` (JOB_DOMAINS) and are validated by the runner.
+    domain = models.CharField(max_length=32)
     queue = models.CharField(max_length=32, choices=JobQueue.choices, default=JobQueue.DEFAULT)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
     progress = models.FloatField(default=0.0)
@@ -48,6 +55,7 @@ class Job(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["organization", "domain", "-created_at"]),
             models.Index(fields=["status", "heartbeat_at"]),
         ]
         constraints = [

@@ -9,10 +9,29 @@ Domain code defines a job function once and enqueues it from a service:
             ctx.report(progress=(i + 1) / n, message=f"{i + 1}/{n} chunks")
         return {"rows": n_rows}
 
-    job = job_enqueue(actor=actor, kind="finance.batch_score", params={"batch_id": batch.id})
+    job = job_enqueue(actor=actor, kind="finance.monitoring", params={"model": name})
+
+Domains. Every job belongs to a domain (`finance`, `traffic`, `medical`, `retail`) or to the
+platform, and is shown only to actors who may see that domain (`core.jobs.selectors`). The kind's
+prefix names the default domain (`finance.batch_score` → finance; `core.countdown`, `ml.train`
+→ platform, `ml` being no domain); `job_function(..., domain=...)` changes a kind's default and
+`job_enqueue(..., domain=...)` one job's, e.g. a training job takes the domain of the kind it
+trains (`job_domain_of("finance.credit_xgboost")`).
+
+A job whose params name a domain row that points at the job. The row's FK to its job is
+non-null, so the job is created first; the params follow with `job_params_set`, in the same
+transaction, before the commit sends the job (never patch `job.params` by hand):
+
+    with transaction.atomic():
+        job = job_enqueue(actor=actor, kind="finance.batch_score")
+        batch = ScoringBatch.objects.create(organization=actor.organization, job=job, ...)
+        job_params_set(job=job, params={"batch_id": batch.pk})
+
+Params known up front go straight to `job_enqueue(params=...)`.
 
 Guarantees (ARCHITECTURE.md, "Jobs"):
-- enqueue happens on transaction commit, so a worker never sees a job row that rolled back;
+- enqueue happens on transaction commit, so a worker never sees a job row that rolled back,
+  nor params that were not yet set;
 - `job_claim` is atomic: a delivery of a finished job is dropped, a delivery of a job whose
   owner still heartbeats is dropped, a job whose heartbeat is stale is taken over;
 - only the claiming execution can write the outcome (`claimed_by` token), so a job that ran
@@ -39,7 +58,7 @@ from django.utils import timezone
 
 from core.audit.models import AuditOutcome
 from core.audit.services import audit_record
-from core.jobs.choices import TERMINAL_STATUSES, JobQueue, JobStatus
+from core.jobs.choices import BUSINESS_DOMAINS, JOB_DOMAINS, PLATFORM_DOMAIN, TERMINAL_STATUSES, JobQueue, JobStatus
 from core.jobs.models import Job
 from core.tenancy.actors import Actor
 
@@ -64,6 +83,7 @@ class JobSpec:
     kind: str
     fn: JobFn
     queue: str
+    domain: str
     max_attempts: int
     retry_on: tuple[type[BaseException], ...]
     backoff_seconds: int
@@ -72,15 +92,36 @@ class JobSpec:
 _REGISTRY: dict[str, JobSpec] = {}
 
 
+def job_domain_of(name: str) -> str:
+    """The domain a dotted name (`finance.batch_score`, `traffic.yolo_detector`) belongs to.
+
+    The part before the first dot when it names a business domain, else `platform`.
+    """
+    prefix = name.partition(".")[0]
+    return prefix if prefix in BUSINESS_DOMAINS else PLATFORM_DOMAIN
+
+
+def _domain_checked(domain: str) -> str:
+    if domain not in JOB_DOMAINS:
+        raise ValueError(f"Unknown job domain {domain!r}; expected one of {', '.join(sorted(JOB_DOMAINS))}.")
+    return domain
+
+
 def job_function(
     kind: str,
     *,
     queue: str = JobQueue.DEFAULT,
+    domain: str | None = None,
     max_attempts: int | None = None,
     retry_on: tuple[type[BaseException], ...] = (),
     backoff_seconds: int = 5,
 ) -> Callable[[JobFn], JobFn]:
-    """Register `fn` as the implementation of job kind `kind` (decorator)."""
+    """Register `fn` as the implementation of job kind `kind` (decorator).
+
+    `domain` is the default domain of the kind's jobs (see the module docstring); None means
+    `job_domain_of(kind)`.
+    """
+    default_domain = _domain_checked(domain if domain is not None else job_domain_of(kind))
 
     def register(fn: JobFn) -> JobFn:
         if kind in _REGISTRY and _REGISTRY[kind].fn is not fn:
@@ -89,6 +130,7 @@ def job_function(
             kind=kind,
             fn=fn,
             queue=str(queue),
+            domain=default_domain,
             max_attempts=max_attempts or settings.JOB_MAX_ATTEMPTS,
             retry_on=(TransientJobError, *retry_on),
             backoff_seconds=backoff_seconds,
@@ -105,12 +147,17 @@ def job_spec(kind: str) -> JobSpec:
         raise LookupError(f"No job function registered for kind {kind!r}.") from exc
 
 
-def job_enqueue(*, actor: Actor, kind: str, params: dict[str, Any] | None = None) -> Job:
-    """Create the Job row and send it to its queue when the surrounding transaction commits."""
+def job_enqueue(*, actor: Actor, kind: str, params: dict[str, Any] | None = None, domain: str | None = None) -> Job:
+    """Create the Job row and send it to its queue when the surrounding transaction commits.
+
+    `domain` overrides the kind's default domain for this job (it must be a known one, see
+    `core.jobs.choices.JOB_DOMAINS`); it decides who may see the job and its result.
+    """
     spec = job_spec(kind)
     job = Job.objects.create(
         organization=actor.organization,
         kind=kind,
+        domain=_domain_checked(domain) if domain is not None else spec.domain,
         queue=spec.queue,
         params=params or {},
         max_attempts=spec.max_attempts,
@@ -119,6 +166,22 @@ def job_enqueue(*, actor: Actor, kind: str, params: dict[str, Any] | None = None
         celery_task_id=uuid.uuid4().hex,
     )
     transaction.on_commit(lambda: job_send(job_id=job.pk))
+    return job
+
+
+def job_params_set(*, job: Job, params: dict[str, Any]) -> Job:
+    """Set the params of a job enqueued in the current transaction, before the commit sends it.
+
+    For params that name a row created after the job (see the module docstring). Raises
+    RuntimeError once the job has been sent or has started: a worker may already have read the
+    old params (outside a transaction, `job_enqueue` sends at once, so call both inside one).
+    """
+    updated = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, enqueued_at__isnull=True, attempts=0).update(
+        params=params, updated_at=timezone.now()
+    )
+    if not updated:
+        raise RuntimeError(f"Job {job.pk} was already sent; its params can no longer change.")
+    job.params = params
     return job
 
 

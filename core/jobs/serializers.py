@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from core.jobs.choices import JobStatus
+from core.jobs.choices import JOB_DOMAINS, JobStatus
 from core.jobs.models import Job
 
 
@@ -12,6 +12,7 @@ class JobOutputSerializer(serializers.ModelSerializer[Job]):
         fields = [
             "id",
             "kind",
+            "domain",
             "status",
             "progress",
             "message",
@@ -32,3 +33,4 @@ class JobOutputSerializer(serializers.ModelSerializer[Job]):
 class JobFilterSerializer(serializers.Serializer[None]):
     status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
     kind = serializers.CharField(required=False, max_length=100)
+    domain = serializers.ChoiceField(choices=sorted(JOB_DOMAINS), required=False)

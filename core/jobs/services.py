@@ -15,8 +15,11 @@ from core.tenancy.actors import Actor
 
 @transaction.atomic
 def job_cancel(*, actor: Actor, job_id: int) -> Job:
-    """Cancel a queued or running job. A running job stops at its next progress report."""
-    job = job_get(org=actor.organization, job_id=job_id, for_update=True)
+    """Cancel a queued or running job. A running job stops at its next progress report.
+
+    A job the actor may not see (`core.jobs.selectors`) is NotFound, as for reading it.
+    """
+    job = job_get(actor=actor, job_id=job_id, for_update=True)
     if job.status in TERMINAL_STATUSES:
         raise Conflict(f"Job {job.pk} already {job.status}; it cannot be cancelled.", code="job_finished")
     job.status = JobStatus.CANCELLED

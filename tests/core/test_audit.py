@@ -124,7 +124,7 @@ def test_request_id_and_ip_are_recorded_for_api_changes(api: Any, org: Any) -> N
     # given
     from core.jobs.models import Job
 
-    job = Job.objects.create(organization=org, kind="core.countdown")
+    job = Job.objects.create(organization=org, kind="core.countdown", domain="platform")
     # when
     api.post(f"/api/v1/jobs/{job.pk}/cancel/", HTTP_X_REQUEST_ID="trace-42", REMOTE_ADDR="10.1.2.3")
     # then

@@ -88,6 +88,7 @@ def test_countdown_job_succeeds_with_progress_visible_through_the_api(api: APICl
     body = api.get(f"/api/v1/jobs/{job.pk}/").json()
     # then
     assert body["status"] == "succeeded"
+    assert body["domain"] == "platform"
     assert body["progress"] == 1.0
     assert body["message"] == "Step 3 of 3"
     assert body["result"] == {"steps": 3, "attempt": 1}
@@ -177,7 +178,7 @@ def test_cancel_queued_job(api: APIClient, org: Any) -> None:
 @pytest.mark.parametrize("status", [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED])
 def test_cancel_finished_job_is_409(api: APIClient, org: Any, status: str) -> None:
     # given
-    job = Job.objects.create(organization=org, kind="core.countdown", status=status)
+    job = Job.objects.create(organization=org, kind="core.countdown", domain="platform", status=status)
     # when
     response = api.post(f"/api/v1/jobs/{job.pk}/cancel/")
     # then
@@ -188,7 +189,7 @@ def test_cancel_finished_job_is_409(api: APIClient, org: Any, status: str) -> No
 
 def test_other_orgs_job_is_404_for_detail_and_cancel(other_api: APIClient, org: Any) -> None:
     # given
-    job = Job.objects.create(organization=org, kind="core.countdown")
+    job = Job.objects.create(organization=org, kind="core.countdown", domain="platform")
     # when
     detail = other_api.get(f"/api/v1/jobs/{job.pk}/")
     cancel = other_api.post(f"/api/v1/jobs/{job.pk}/cancel/")
@@ -201,8 +202,8 @@ def test_other_orgs_job_is_404_for_detail_and_cancel(other_api: APIClient, org: 
 
 def test_job_list_shows_only_own_organizations_jobs(api: APIClient, org: Any, other_org: Any) -> None:
     # given
-    own = [Job.objects.create(organization=org, kind="core.countdown") for _ in range(2)]
-    Job.objects.create(organization=other_org, kind="core.countdown")
+    own = [Job.objects.create(organization=org, kind="core.countdown", domain="platform") for _ in range(2)]
+    Job.objects.create(organization=other_org, kind="core.countdown", domain="platform")
     # when
     body = api.get("/api/v1/jobs/").json()
     # then
@@ -212,9 +213,9 @@ def test_job_list_shows_only_own_organizations_jobs(api: APIClient, org: Any, ot
 
 def test_job_list_filters_by_status(api: APIClient, org: Any, other_org: Any) -> None:
     # given
-    done = Job.objects.create(organization=org, kind="core.countdown", status=JobStatus.SUCCEEDED)
-    Job.objects.create(organization=org, kind="core.countdown")
-    Job.objects.create(organization=other_org, kind="core.countdown", status=JobStatus.SUCCEEDED)
+    done = Job.objects.create(organization=org, kind="core.countdown", domain="platform", status=JobStatus.SUCCEEDED)
+    Job.objects.create(organization=org, kind="core.countdown", domain="platform")
+    Job.objects.create(organization=other_org, kind="core.countdown", domain="platform", status=JobStatus.SUCCEEDED)
     # when
     body = api.get("/api/v1/jobs/", {"status": "succeeded"}).json()
     # then

@@ -39,6 +39,7 @@ def make_job(org: Any) -> Callable[..., Job]:
         defaults: dict[str, Any] = {
             "organization": org,
             "kind": "core.countdown",
+            "domain": "platform",
             "params": {"steps": 1, "step_seconds": 0},
         }
         return Job.objects.create(**{**defaults, **fields})

@@ -22,16 +22,18 @@ DEMO_JOB_PARAMS = {"steps": 20, "step_seconds": 0.3}
 
 @member_required
 def dashboard(request: HttpRequest) -> HttpResponse:
+    """The organization's recent jobs that the member may see (their role's domains and the platform's)."""
     actor = portal_actor(request)
-    jobs = job_list(org=actor.organization).select_related("created_by")[:RECENT_JOBS]
+    jobs = job_list(actor=actor).select_related("created_by")[:RECENT_JOBS]
     return render(request, "portal/dashboard.html", {"jobs": jobs})
 
 
 @member_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    """One job with its live progress bar; a job outside the member's view is a 404."""
     actor = portal_actor(request)
     with not_found_as_404():
-        job = job_get(org=actor.organization, job_id=job_id)
+        job = job_get(actor=actor, job_id=job_id)
     return render(request, "portal/job_detail.html", {"job": job})
 
 

@@ -106,8 +106,10 @@ def test_admin_pages_render_for_org_admins(admin_client_acme, path):
 def test_dashboard_lists_recent_jobs_of_the_own_org_only(client_for, org, other_org):
     from core.jobs.models import Job
 
-    mine = Job.objects.create(organization=org, kind="core.countdown", progress=0.4, status="running")
-    theirs = Job.objects.create(organization=other_org, kind="core.countdown")
+    mine = Job.objects.create(
+        organization=org, kind="core.countdown", domain="platform", progress=0.4, status="running"
+    )
+    theirs = Job.objects.create(organization=other_org, kind="core.countdown", domain="platform")
     response = client_for(org, Role.CLINICIAN).get("/")
     jobs = list(response.context["jobs"])
     assert mine in jobs and theirs not in jobs
@@ -117,19 +119,22 @@ def test_dashboard_lists_recent_jobs_of_the_own_org_only(client_for, org, other_
 def test_job_page_shows_the_progress_widget(client_for, org):
     from core.jobs.models import Job
 
-    job = Job.objects.create(organization=org, kind="core.countdown", progress=0.25, status="running")
+    job = Job.objects.create(
+        organization=org, kind="core.countdown", domain="platform", progress=0.25, status="running"
+    )
     response = client_for(org, Role.MERCHANT).get(f"/jobs/{job.pk}/")
     assert response.status_code == 200
     content = response.content.decode()
     assert f'data-job-url="/api/v1/jobs/{job.pk}/"' in content
     assert 'aria-valuenow="25"' in content
+    assert "<dt>Domain</dt><dd>platform</dd>" in content
     assert "portal/job_progress.js" in content
 
 
 def test_job_page_of_another_org_is_404(client_for, org, other_org):
     from core.jobs.models import Job
 
-    job = Job.objects.create(organization=other_org, kind="core.countdown")
+    job = Job.objects.create(organization=other_org, kind="core.countdown", domain="platform")
     response = client_for(org, Role.ORG_ADMIN).get(f"/jobs/{job.pk}/")
     assert response.status_code == 404
     assert client_for(org, Role.ORG_ADMIN).post(f"/jobs/{job.pk}/cancel/").status_code == 404
@@ -138,7 +143,7 @@ def test_job_page_of_another_org_is_404(client_for, org, other_org):
 def test_job_can_be_cancelled_from_its_page(client_for, org):
     from core.jobs.models import Job
 
-    job = Job.objects.create(organization=org, kind="core.countdown")
+    job = Job.objects.create(organization=org, kind="core.countdown", domain="platform")
     response = client_for(org, Role.CLINICIAN).post(f"/jobs/{job.pk}/cancel/", follow=True)
     job.refresh_from_db()
     assert job.status == "cancelled"
@@ -156,7 +161,7 @@ def test_run_demo_job_enqueues_countdown_and_redirects_to_its_page(client_for, o
     job = Job.objects.get(organization=org)
     assert response.status_code == 302
     assert response["Location"] == f"/jobs/{job.pk}/"
-    assert job.kind == "core.countdown"
+    assert (job.kind, job.domain) == ("core.countdown", "platform")
     assert job.params == {"steps": 20, "step_seconds": 0.3}
     assert job.status == "queued"
 
@@ -169,7 +174,7 @@ def test_demo_job_is_admin_only_and_post_only(client_for, org):
 def test_portal_session_can_poll_the_job_api(client_for, org):
     from core.jobs.models import Job
 
-    job = Job.objects.create(organization=org, kind="core.countdown", progress=0.5, status="running")
+    job = Job.objects.create(organization=org, kind="core.countdown", domain="platform", progress=0.5, status="running")
     response = client_for(org, Role.MERCHANT).get(f"/api/v1/jobs/{job.pk}/")
     assert response.status_code == 200
     assert response.json()["progress"] == 0.5

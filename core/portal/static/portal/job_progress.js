@@ -4,8 +4,9 @@
  * Every element marked [data-job-progress] polls its job's API URL (session cookie; a GET needs
  * no CSRF token) every POLL_MS, updates the bar, percentage, status, message, result and error,
  * and stops once the job reaches a final status. Network hiccups back off and retry; a 4xx
- * answer (signed out, job gone) stops polling with a note. Widgets added to the page later can
- * be started with `window.tesseraJobProgress.attach(element)`.
+ * answer (signed out; a 404 for a job gone, or of a domain this user may not see) stops polling
+ * with a note. Widgets added to the page later can be started with
+ * `window.tesseraJobProgress.attach(element)`.
  */
 (function () {
   "use strict";
