@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from apps.traffic.models import Camera, ClassMap, CountingLine, DetectionRun, LineCrossing, VideoAnalysis, Zone
-from core.admin import OrganizationScopedAdminMixin
+from core.adminkit import OrganizationScopedAdminMixin
 
 
 class CountingLineInline(admin.TabularInline):
@@ -22,7 +22,6 @@ class ZoneInline(admin.TabularInline):
 
 @admin.register(Camera)
 class CameraAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
-    organization_field = "organization"
     list_display = ["name", "organization", "location", "model_name", "updated_at"]
     search_fields = ["name", "location"]
     readonly_fields = ["last_frame", "last_frame_width", "last_frame_height", "created_by", "created_at"]
@@ -31,13 +30,11 @@ class CameraAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(ClassMap)
 class ClassMapAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
-    organization_field = "organization"
     list_display = ["registered_model", "organization", "updated_at"]
 
 
 @admin.register(DetectionRun)
 class DetectionRunAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
-    organization_field = "organization"
     list_display = ["id", "organization", "camera", "model_name", "model_version_number", "captured_at", "counts"]
     list_filter = ["captured_at"]
     readonly_fields = [f.name for f in DetectionRun._meta.fields]
@@ -45,14 +42,12 @@ class DetectionRunAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(VideoAnalysis)
 class VideoAnalysisAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
-    organization_field = "organization"
     list_display = ["id", "organization", "camera", "frames", "duration_s", "counts", "created_at"]
     readonly_fields = [f.name for f in VideoAnalysis._meta.fields]
 
 
 @admin.register(LineCrossing)
 class LineCrossingAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
-    organization_field = "organization"
     list_display = ["occurred_at", "organization", "camera", "line_name", "category", "direction", "track_id"]
     list_filter = ["direction", "category"]
     readonly_fields = [f.name for f in LineCrossing._meta.fields]

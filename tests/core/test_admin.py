@@ -13,11 +13,14 @@ from django.contrib.auth.models import Permission
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
-from core.admin import ApiKeyAdmin, AuditEventAdmin, JobAdmin, OrganizationScopedAdminMixin
+from core.adminkit import OrganizationScopedAdminMixin
+from core.audit.admin import AuditEventAdmin
 from core.audit.models import AuditEvent
 from core.audit.services import audit_record
+from core.jobs.admin import JobAdmin
 from core.jobs.models import Job
 from core.tenancy.actors import Actor
+from core.tenancy.admin import ApiKeyAdmin
 from core.tenancy.models import ApiKey, Membership
 from core.tenancy.services import api_key_create
 
