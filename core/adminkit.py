@@ -174,7 +174,13 @@ class ReadOnlyAdminMixin(_AnyAdminBase):
 
     For rows written only by services (with their audit events), or immutable/append-only ones.
     Works on a ModelAdmin (put it beside `OrganizationScopedAdminMixin`) and on an inline.
+    Unless the admin declares its own `readonly_fields`, the page shows every stored value,
+    including the ones a model form leaves out (ids, timestamps, non-editable fields).
     """
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        declared = super().get_readonly_fields(request, obj)
+        return declared or [field.name for field in self.opts.concrete_fields]
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False

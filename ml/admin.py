@@ -20,7 +20,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -29,10 +29,6 @@ from core.tenancy.models import Organization
 from ml.choices import PRODUCTION_ALIAS
 from ml.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, TrainingRun
 from ml.services import model_alias_set
-
-
-def _all_fields(model: type[models.Model]) -> list[str]:
-    return [field.name for field in model._meta.concrete_fields]
 
 
 class ModelVersionInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -56,7 +52,6 @@ class RegisteredModelAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, adm
     list_filter = ["kind", "organization"]  # the core mixin narrows relation filters to visible rows
     search_fields = ["name", "kind", "organization__slug"]
     list_select_related = ["organization"]
-    readonly_fields = _all_fields(RegisteredModel)
     inlines = [ModelAliasInline, ModelVersionInline]
 
 
@@ -73,7 +68,6 @@ class ModelVersionAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.
     list_filter = ["kind", "source", "registered_model__organization"]
     search_fields = ["registered_model__name", "registered_model__organization__slug", "artifact_sha256"]
     list_select_related = ["registered_model__organization"]
-    readonly_fields = _all_fields(ModelVersion)
     actions = ["promote_to_production"]
     action_form = PromoteActionForm
 
@@ -171,7 +165,6 @@ class ModelAliasEventAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, adm
     list_filter = ["alias"]
     search_fields = ["registered_model__name", "registered_model__organization__slug", "actor_label", "reason"]
     list_select_related = ["registered_model", "from_version", "to_version"]
-    readonly_fields = _all_fields(ModelAliasEvent)
     date_hierarchy = "created_at"
 
 
@@ -181,7 +174,6 @@ class TrainingRunAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.M
     list_filter = ["kind", "organization"]
     search_fields = ["registered_model__name", "organization__slug"]
     list_select_related = ["organization", "registered_model", "job"]
-    readonly_fields = _all_fields(TrainingRun)
 
     @admin.display(description="job status", ordering="job__status")
     def job_status(self, run: TrainingRun) -> str:

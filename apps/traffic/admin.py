@@ -1,11 +1,15 @@
-"""Back office for traffic rows; staff see only their organizations' rows (core's mixin)."""
+"""Back office for traffic rows; staff see only their organizations' rows (core's mixin).
+
+Cameras and class maps are configuration and editable here; detection runs, video analyses and
+line crossings are results written by the traffic services, so they are read-only.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
 from apps.traffic.models import Camera, ClassMap, CountingLine, DetectionRun, LineCrossing, VideoAnalysis, Zone
-from core.adminkit import OrganizationScopedAdminMixin
+from core.adminkit import OrganizationScopedAdminMixin, ReadOnlyAdminMixin
 
 
 class CountingLineInline(admin.TabularInline):
@@ -34,20 +38,17 @@ class ClassMapAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(DetectionRun)
-class DetectionRunAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
+class DetectionRunAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "organization", "camera", "model_name", "model_version_number", "captured_at", "counts"]
     list_filter = ["captured_at"]
-    readonly_fields = [f.name for f in DetectionRun._meta.fields]
 
 
 @admin.register(VideoAnalysis)
-class VideoAnalysisAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
+class VideoAnalysisAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "organization", "camera", "frames", "duration_s", "counts", "created_at"]
-    readonly_fields = [f.name for f in VideoAnalysis._meta.fields]
 
 
 @admin.register(LineCrossing)
-class LineCrossingAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
+class LineCrossingAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["occurred_at", "organization", "camera", "line_name", "category", "direction", "track_id"]
     list_filter = ["direction", "category"]
-    readonly_fields = [f.name for f in LineCrossing._meta.fields]
