@@ -8,8 +8,8 @@ Who sees what:
   on its change/delete/history pages, like the API.
 
 Writes made in the admin go through the same services as the portal and the API, with
-`admin_actor` as the audit actor. Rows written only by services are shown through
-`ReadOnlyAdminMixin`.
+`admin_actor` as the audit actor (`save_model` calls the service, then `copy_saved_row`).
+Rows written only by services are shown through `ReadOnlyAdminMixin`.
 
 An app's admin needs nothing else from core:
 
@@ -78,6 +78,18 @@ def admin_actor(request: HttpRequest, organization: Organization) -> Actor:
         role=role,
         scopes=ROLE_SCOPES.get(role, frozenset()) if role else frozenset(),
     )
+
+
+def copy_saved_row(target: models.Model, saved: models.Model) -> None:
+    """Make the admin's unsaved form instance the row a service just created or updated.
+
+    `save_model` hands its write to a service; Django then needs `target` (pk and values) for
+    the change message, the log entry and the redirect.
+    """
+    for field in saved._meta.concrete_fields:
+        setattr(target, field.attname, getattr(saved, field.attname))
+    target._state.adding = False
+    target._state.db = saved._state.db
 
 
 class OrganizationScopedAdminMixin(_ModelAdminBase):

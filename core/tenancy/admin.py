@@ -12,7 +12,6 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -21,7 +20,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.html import format_html
 
-from core.adminkit import OrganizationScopedAdminMixin, admin_actor, admin_organization_ids
+from core.adminkit import OrganizationScopedAdminMixin, admin_actor, admin_organization_ids, copy_saved_row
 from core.tenancy.choices import Scope
 from core.tenancy.models import ApiKey, Membership, Organization
 from core.tenancy.services import (
@@ -34,14 +33,6 @@ from core.tenancy.services import (
 )
 
 _RAW_KEY_ATTR = "_tessera_new_raw_api_key"
-
-
-def _copy_saved_row(target: models.Model, saved: models.Model) -> None:
-    """Make the admin's unsaved form instance the row a service just created."""
-    for field in saved._meta.concrete_fields:
-        setattr(target, field.attname, getattr(saved, field.attname))
-    target._state.adding = False
-    target._state.db = saved._state.db
 
 
 # --- Organizations and members ----------------------------------------------------------------
@@ -69,10 +60,10 @@ class OrganizationAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
         if change:
             current = Organization.objects.get(pk=obj.pk)
             organization_update(actor=admin_actor(request, current), org=current, name=obj.name)
-            _copy_saved_row(obj, current)
+            copy_saved_row(obj, current)
         else:
             created, _ = organization_create(slug=obj.slug, name=obj.name)
-            _copy_saved_row(obj, created)
+            copy_saved_row(obj, created)
 
 
 @admin.register(Membership)
@@ -96,7 +87,7 @@ class MembershipAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
         saved = membership_set(actor=admin_actor(request, obj.organization), user=obj.user, role=obj.role)
-        _copy_saved_row(obj, saved)
+        copy_saved_row(obj, saved)
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
         membership_delete(actor=admin_actor(request, obj.organization), membership=obj)
@@ -193,7 +184,7 @@ class ApiKeyAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
             scopes=obj.scopes,
             expires_at=obj.expires_at,
         )
-        _copy_saved_row(obj, new_key.api_key)
+        copy_saved_row(obj, new_key.api_key)
         setattr(request, _RAW_KEY_ATTR, new_key.raw_key)
 
     def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
