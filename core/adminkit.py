@@ -17,7 +17,8 @@ An app's admin needs nothing else from core:
     class WidgetAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
         organization_field = "organization"  # the default; a path for rows owned through another row
 
-Every admin registered for a model of core, ml or a domain app must use the mixin:
+Every admin registered for a model of core, ml or a domain app must use the mixin, and the
+admins of rows no organization owns (users, groups) `SuperuserOnlyAdminMixin`:
 `tests/core/test_admin_tenancy.py` walks `admin.site._registry` and checks each one.
 """
 
@@ -202,6 +203,32 @@ class ReadOnlyAdminMixin(_AnyAdminBase):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class SuperuserOnlyAdminMixin(_ModelAdminBase):
+    """For rows no organization owns (Django's users and groups): superusers only.
+
+    Other staff, org admins included, get 403 whatever their model permissions say: the user
+    list is every tenant's people, and `change_user` could grant its holder superuser status.
+    """
+
+    def _is_superuser(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._is_superuser(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_superuser(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return self._is_superuser(request) and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_superuser(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_superuser(request) and super().has_delete_permission(request, obj)
 
 
 def _organization_path(model: type[models.Model], admin_site: admin.AdminSite) -> str | None:

@@ -1,8 +1,10 @@
-"""Back office for tenancy: organizations, members and API keys.
+"""Back office for tenancy: organizations, members, API keys, and Django's users and groups.
 
 Writes go through the same services as the portal and the API (`organization_create`,
 `membership_set`, `api_key_create`, `api_key_revoke`, ...), so every change is audited in its
-own transaction. Tenancy of the rows themselves comes from `core.adminkit`.
+own transaction. Tenancy of the rows themselves comes from `core.adminkit`. Users and groups
+keep Django's own admins, for superusers only (people are added with `manage.py create_user`,
+the portal or a superuser; org admins manage memberships).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -20,7 +24,13 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.html import format_html
 
-from core.adminkit import OrganizationScopedAdminMixin, admin_actor, admin_organization_ids, copy_saved_row
+from core.adminkit import (
+    OrganizationScopedAdminMixin,
+    SuperuserOnlyAdminMixin,
+    admin_actor,
+    admin_organization_ids,
+    copy_saved_row,
+)
 from core.tenancy.choices import Scope
 from core.tenancy.models import ApiKey, Membership, Organization
 from core.tenancy.services import (
@@ -219,3 +229,21 @@ class ApiKeyAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
                 api_key_revoke(actor=admin_actor(request, api_key.organization), api_key=api_key)
                 revoked += 1
         self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+
+
+# --- Users and groups: Django's admins, superusers only -------------------------------------------
+
+
+class UserAdmin(SuperuserOnlyAdminMixin, auth_admin.UserAdmin):
+    """Django's user admin, for superusers only (see `SuperuserOnlyAdminMixin`)."""
+
+
+class GroupAdmin(SuperuserOnlyAdminMixin, auth_admin.GroupAdmin):
+    """Django's group admin, for superusers only (see `SuperuserOnlyAdminMixin`)."""
+
+
+# `django.contrib.auth.admin` registered its own when imported above; replace them.
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), UserAdmin)
+admin.site.unregister(Group)
+admin.site.register(Group, GroupAdmin)

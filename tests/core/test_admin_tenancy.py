@@ -24,13 +24,13 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from core.adminkit import OrganizationScopedAdminMixin
+from core.adminkit import OrganizationScopedAdminMixin, SuperuserOnlyAdminMixin
 from core.tenancy.models import Organization
 
 pytestmark = pytest.mark.django_db
 
-# Platform-level models, not owned by an organization. Django's users and groups are managed by
-# superusers only: org admins are never given `auth` permissions.
+# Platform-level models, not owned by an organization: their admins are for superusers only
+# (`SuperuserOnlyAdminMixin`), which the tests below check.
 NOT_ORGANIZATION_OWNED = {"auth.User", "auth.Group"}
 
 # (model label, field name) -> value, where a generic value would break a constraint.
@@ -152,12 +152,33 @@ def test_every_registered_admin_is_organization_scoped() -> None:
     assert unscoped == [], f"admins without OrganizationScopedAdminMixin: {unscoped}"
 
 
-def test_the_exemptions_are_still_registered_and_not_organization_owned() -> None:
+def test_the_exemptions_are_superuser_only_and_not_organization_owned() -> None:
     # given / then: an exemption that no longer fits must be removed, not kept as a loophole
     labels = {model._meta.label: model for model in registered_models()}
     for label in NOT_ORGANIZATION_OWNED:
         assert label in labels, label
         assert all(field.name != "organization" for field in labels[label]._meta.get_fields())
+        assert isinstance(admin.site._registry[labels[label]], SuperuserOnlyAdminMixin), label
+
+
+@pytest.mark.parametrize("label", sorted(NOT_ORGANIZATION_OWNED))
+def test_staff_with_every_permission_cannot_open_platform_models(
+    label: str, org: Organization, make_member: Callable[..., Any]
+) -> None:
+    # given: an org admin on staff holding every permission of the model (add, change, ...)
+    model = next(model for model in registered_models() if model._meta.label == label)
+    user = make_member(org, "org_admin", username="staff-acme")
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    user.user_permissions.set(Permission.objects.filter(content_type=ContentType.objects.get_for_model(model)))
+    client = Client()
+    client.force_login(user)
+    row = user if model is get_user_model() else model._default_manager.create(name="operators")
+    # when / then
+    assert client.get(admin_url(model, "changelist")).status_code == 403
+    assert client.get(admin_url(model, "change", row.pk)).status_code == 403
+    assert client.get(admin_url(model, "add")).status_code == 403
+    assert model._meta.app_label not in [app["app_label"] for app in client.get("/admin/").context["app_list"]]
 
 
 def test_the_registry_covers_every_platform_and_domain_app() -> None:
