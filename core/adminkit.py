@@ -1,11 +1,16 @@
 """The back office's building blocks, shared by every app's admin: tenancy, actors, read-only.
 
+Django autodiscovers `<app>/admin.py`; core's registers its packages' admins (tenancy, audit,
+jobs), which live beside those packages and, like ml's and the domains', build on this module.
+
 Who sees what:
 - superusers see every row;
 - other staff see only the rows of organizations where they are `org_admin`
   (`OrganizationScopedAdminMixin`). Django's model permissions (groups) still decide *what*
   they may do; the mixin only narrows *which rows*. A row of another organization answers 404
-  on its change/delete/history pages, like the API.
+  on its change/delete/history pages, like the API;
+- rows no organization owns (Django's users and groups) are for superusers only
+  (`SuperuserOnlyAdminMixin`).
 
 Writes made in the admin go through the same services as the portal and the API, with
 `admin_actor` as the audit actor (`save_model` calls the service, then `copy_saved_row`).
