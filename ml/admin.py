@@ -6,7 +6,7 @@ the "Promote selected versions to production" action), and both go through
 `ml.services.model_alias_set`, so they are recorded in the alias history and the audit trail
 with a reason, exactly as an API promotion is.
 
-Tenancy comes from `core.admin.OrganizationScopedAdminMixin`: a superuser sees every
+Tenancy comes from `core.adminkit.OrganizationScopedAdminMixin`: a superuser sees every
 organization; any other staff user sees only the rows of organizations where they are
 `org_admin`, and another organization's row is a 404 (its existence is not disclosed), as in
 the API. Staff still need Django's model permissions (`view_…`, and `add_`/`change_modelalias`
@@ -20,35 +20,18 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from core.admin import OrganizationScopedAdminMixin, admin_actor, admin_organization_ids
+from core.adminkit import OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin_actor
 from core.tenancy.models import Organization
 from ml.choices import PRODUCTION_ALIAS
 from ml.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, TrainingRun
 from ml.services import model_alias_set
 
 
-class ReadOnlyAdminMixin:
-    """No add, change or delete: the rows are immutable or append-only."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-def _all_fields(model: type[models.Model]) -> list[str]:
-    return [field.name for field in model._meta.concrete_fields]
-
-
-class ModelVersionInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-arg]
+class ModelVersionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ModelVersion
     fields = ["number", "source", "artifact_format", "artifact_sha256", "metrics", "created_at"]
     readonly_fields = ["number", "source", "artifact_format", "artifact_sha256", "metrics", "created_at"]
@@ -56,7 +39,7 @@ class ModelVersionInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: igno
     extra = 0
 
 
-class ModelAliasInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-arg]
+class ModelAliasInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ModelAlias
     fields = ["name", "version", "updated_at"]
     readonly_fields = ["name", "version", "updated_at"]
@@ -64,12 +47,11 @@ class ModelAliasInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class RegisteredModelAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "kind", "organization", "created_at", "updated_at"]
     list_filter = ["kind", "organization"]  # the core mixin narrows relation filters to visible rows
     search_fields = ["name", "kind", "organization__slug"]
     list_select_related = ["organization"]
-    readonly_fields = _all_fields(RegisteredModel)
     inlines = [ModelAliasInline, ModelVersionInline]
 
 
@@ -80,13 +62,12 @@ class PromoteActionForm(ActionForm):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ModelVersionAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     organization_field = "registered_model__organization"
     list_display = ["__str__", "organization", "kind", "source", "short_sha256", "aliases_now", "created_at"]
     list_filter = ["kind", "source", "registered_model__organization"]
     search_fields = ["registered_model__name", "registered_model__organization__slug", "artifact_sha256"]
     list_select_related = ["registered_model__organization"]
-    readonly_fields = _all_fields(ModelVersion)
     actions = ["promote_to_production"]
     action_form = PromoteActionForm
 
@@ -132,7 +113,7 @@ class ModelVersionAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.
         self.message_user(request, f"Promoted to production: {promoted}.", messages.SUCCESS)
 
 
-class ModelAliasForm(forms.ModelForm):  # type: ignore[type-arg]
+class ModelAliasForm(forms.ModelForm):
     """Move (or create) an alias; the move goes through `model_alias_set` with this reason."""
 
     reason = forms.CharField(max_length=500, help_text="Why; kept in the alias history and the audit trail.")
@@ -151,21 +132,13 @@ class ModelAliasForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(ModelAlias)
-class ModelAliasAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ModelAliasAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
     organization_field = "registered_model__organization"
     form = ModelAliasForm
     list_display = ["registered_model", "name", "version", "updated_at"]
     list_filter = ["name"]
     search_fields = ["registered_model__name", "registered_model__organization__slug", "name"]
     list_select_related = ["registered_model", "version"]
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        # The core mixin scopes relations that have an `organization` field; a version reaches
-        # its organization through its model.
-        org_ids = admin_organization_ids(request)
-        if db_field.name == "version" and org_ids is not None:
-            kwargs["queryset"] = ModelVersion.objects.filter(registered_model__organization__in=org_ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ModelAlias | None = None) -> list[str]:
         # An existing alias can only move to another version of the same model.
@@ -174,7 +147,7 @@ class ModelAliasAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):  # type: 
     def has_delete_permission(self, request: HttpRequest, obj: ModelAlias | None = None) -> bool:
         return False  # an alias is moved, never deleted: its history must stay answerable
 
-    def save_model(self, request: HttpRequest, obj: ModelAlias, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+    def save_model(self, request: HttpRequest, obj: ModelAlias, form: forms.ModelForm, change: bool) -> None:
         alias = model_alias_set(
             actor=admin_actor(request, obj.registered_model.organization),
             name=obj.registered_model.name,
@@ -186,23 +159,21 @@ class ModelAliasAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):  # type: 
 
 
 @admin.register(ModelAliasEvent)
-class ModelAliasEventAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ModelAliasEventAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     organization_field = "registered_model__organization"
     list_display = ["registered_model", "alias", "from_version", "to_version", "actor_label", "reason", "created_at"]
     list_filter = ["alias"]
     search_fields = ["registered_model__name", "registered_model__organization__slug", "actor_label", "reason"]
     list_select_related = ["registered_model", "from_version", "to_version"]
-    readonly_fields = _all_fields(ModelAliasEvent)
     date_hierarchy = "created_at"
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class TrainingRunAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "organization", "kind", "job_status", "promote", "created_at"]
     list_filter = ["kind", "organization"]
     search_fields = ["registered_model__name", "organization__slug"]
     list_select_related = ["organization", "registered_model", "job"]
-    readonly_fields = _all_fields(TrainingRun)
 
     @admin.display(description="job status", ordering="job__status")
     def job_status(self, run: TrainingRun) -> str:

@@ -8,22 +8,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from apps.finance.models import CreditDataset, CreditDecision, CreditPolicy, MonitoringSnapshot, ScoringBatch
-from core.admin import OrganizationScopedAdminMixin
+from core.adminkit import OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin_actor
 from core.audit.services import audit_record
-from core.tenancy.actors import Actor
 
 
-class ReadOnlyAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Rows written only by services (with their audit events): viewable, never edited here."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(CreditDataset)
@@ -51,10 +41,14 @@ class CreditDecisionAdmin(ReadOnlyAdmin):
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
         """Opening a credit decision is a read of a credit record: audited like the API and portal."""
         response = super().change_view(request, object_id, form_url, extra_context)
-        decision = self.get_object(request, object_id)
-        if decision is not None and response.status_code == 200:
-            actor = Actor(organization=decision.organization, user=request.user, role="staff")  # type: ignore[arg-type]
-            audit_record(actor=actor, action="finance.decision.read", obj=decision, details={"via": "admin"})
+        if response.status_code == 200:
+            decision = self.get_object(request, object_id)  # another organization's is already a 404
+            audit_record(
+                actor=admin_actor(request, decision.organization),
+                action="finance.decision.read",
+                obj=decision,
+                details={"via": "admin"},
+            )
         return response
 
 

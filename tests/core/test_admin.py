@@ -13,11 +13,14 @@ from django.contrib.auth.models import Permission
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
-from core.admin import ApiKeyAdmin, AuditEventAdmin, JobAdmin, OrganizationScopedAdminMixin
+from core.adminkit import OrganizationScopedAdminMixin
+from core.audit.admin import AuditEventAdmin
 from core.audit.models import AuditEvent
 from core.audit.services import audit_record
+from core.jobs.admin import JobAdmin
 from core.jobs.models import Job
 from core.tenancy.actors import Actor
+from core.tenancy.admin import ApiKeyAdmin
 from core.tenancy.models import ApiKey, Membership
 from core.tenancy.services import api_key_create
 
@@ -374,3 +377,15 @@ def test_api_key_admin_is_registered() -> None:
     from django.contrib.admin import site
 
     assert isinstance(site._registry[ApiKey], ApiKeyAdmin)
+
+
+def test_read_only_pages_show_the_values_a_form_leaves_out(superuser: Any, org: Any) -> None:
+    # given: `created_at` and `updated_at` are not editable, so no model form carries them
+    job = Job.objects.create(organization=org, kind="core.countdown")
+    # when
+    page = login(superuser).get(f"/admin/core/job/{job.pk}/change/")
+    # then
+    assert page.status_code == 200
+    fields = {field for fieldset in page.context["adminform"] for line in fieldset for field in line}
+    names = {field.field["name"] if isinstance(field.field, dict) else field.field.name for field in fields}
+    assert {"created_at", "updated_at", "kind", "organization"} <= names
