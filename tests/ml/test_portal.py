@@ -2,11 +2,88 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from core.tenancy.choices import Role
 
 pytestmark = pytest.mark.django_db
+
+PORTAL_TINY_KIND = "tests.portal_tiny"
+
+
+# The portal pages need a kind whose versions take any metrics; tests/ml/conftest.py's
+# `tiny_kind` is a trained torch model, so these fixtures keep their own threshold kind.
+@pytest.fixture
+def client_for(make_member: Callable[..., Any]) -> Callable[..., Client]:
+    """`client_for(org, role)` → a Django test client signed in as a new member with `role`."""
+
+    def make(org: Any, role: str = "org_admin") -> Client:
+        client = Client()
+        client.force_login(make_member(org, role=role))
+        return client
+
+    return make
+
+
+@pytest.fixture
+def admin_client_acme(client_for: Callable[..., Client], org: Any) -> Client:
+    return client_for(org, "org_admin")
+
+
+@pytest.fixture
+def portal_tiny_kind() -> Iterator[str]:
+    """A minimal real ModelKind: a threshold classifier stored as JSON."""
+    from ml.kinds import ModelKind, Trained, register_kind, unregister_kind
+
+    class TinyThreshold(ModelKind):
+        name = PORTAL_TINY_KIND
+        artifact_format = "json"
+
+        def save(self, trained: Trained, directory: Path) -> None:
+            (directory / "model.json").write_text(json.dumps(trained.model))
+
+        def load(self, directory: Path, *, device: str) -> Any:
+            return json.loads((directory / "model.json").read_text())
+
+        def predict(self, loaded: Any, inputs: Sequence[Any], **options: Any) -> list[Any]:
+            return [int(x >= loaded["threshold"]) for x in inputs]
+
+    register_kind(TinyThreshold())
+    yield PORTAL_TINY_KIND
+    unregister_kind(PORTAL_TINY_KIND)
+
+
+@pytest.fixture
+def make_model_version(portal_tiny_kind: str, tmp_path: Path) -> Callable[..., Any]:
+    """`make_model_version(org, name, threshold, metrics)` → a new stored version of model `name`."""
+    from core.tenancy.actors import Actor
+    from ml.choices import VersionSource
+    from ml.kinds import Trained, get_kind
+    from ml.services import model_version_create, registered_model_ensure
+
+    def make(org: Any, name: str = "tiny", threshold: float = 0.5, metrics: dict[str, Any] | None = None) -> Any:
+        actor = Actor.system(org)
+        model = registered_model_ensure(actor=actor, name=name, kind=portal_tiny_kind)
+        directory = Path(tempfile.mkdtemp(dir=tmp_path))
+        get_kind(portal_tiny_kind).save(Trained(model={"threshold": threshold}), directory)
+        return model_version_create(
+            actor=actor,
+            registered_model=model,
+            directory=directory,
+            source=VersionSource.TRAINED,
+            metrics=metrics or {"accuracy": 0.9},
+            params={"threshold": threshold},
+        )
+
+    return make
 
 
 def production_number(org, name="tiny") -> int:
@@ -102,3 +179,23 @@ def test_non_admins_cannot_promote(client_for, org, make_model_version):
     response = client.post("/models/tiny/aliases/", {"alias": "production", "version": "2", "reason": "x"})
     assert response.status_code == 403
     assert production_number(org) == 1
+
+
+def test_url_names_live_in_the_ml_namespace_at_the_same_paths():
+    assert reverse("ml:model-list") == "/models/"
+    assert reverse("ml:model-detail", args=["tiny"]) == "/models/tiny/"
+    assert reverse("ml:model-version", args=["tiny", 3]) == "/models/tiny/versions/3/"
+    assert reverse("ml:model-alias-set", args=["tiny"]) == "/models/tiny/aliases/"
+
+
+@pytest.mark.parametrize("role", [r for r in Role.values if r != Role.ORG_ADMIN])
+def test_models_nav_entry_is_for_org_admins_only_after_the_domains(client_for, org, role):
+    # when
+    admin_nav = [item.key for item in client_for(org, Role.ORG_ADMIN).get("/").context["portal_nav"]]
+    other_nav = [item.key for item in client_for(org, role).get("/").context["portal_nav"]]
+    # then: Models sits between the last domain and API keys, and only admins have it
+    from core.apps import domain_app_configs
+
+    domains = [config.domain for config in domain_app_configs() if config.nav_label and config.portal_urls]
+    assert admin_nav == ["dashboard", *domains, "models", "api-keys", "audit"]
+    assert "models" not in other_nav
