@@ -15,6 +15,7 @@ from core.errors import DomainError
 from core.portal.access import not_found_as_404, org_admin_required, portal_actor
 from core.portal.forms import add_domain_error
 from core.portal.presenters import pretty_json, split_scalars, value_rows
+from ml.charts import metrics_per_version_chart
 from ml.choices import PRODUCTION_ALIAS
 from ml.forms import ModelAliasSetForm
 from ml.models import ModelVersion, RegisteredModel
@@ -62,7 +63,8 @@ def _render_model_detail(
         latest = versions[0].version.number if versions else None
         form = ModelAliasSetForm(initial={"version": latest}, version_numbers=[row.version.number for row in versions])
     history = model_alias_history(org=actor.organization, name=model.name)[:50]
-    context = {"model": model, "versions": versions, "form": form, "history": history}
+    metrics_svg = metrics_per_version_chart([row.version for row in versions])
+    context = {"model": model, "versions": versions, "form": form, "history": history, "metrics_svg": metrics_svg}
     return render(request, "ml/models/detail.html", context, status=status)
 
 

@@ -102,6 +102,18 @@ def test_list_shows_models_versions_aliases_and_metrics(admin_client_acme, org, 
     assert "0.8123" in content  # production (v1) metrics, 4 significant digits
 
 
+def test_model_page_charts_headline_metrics_per_version(admin_client_acme, org, make_model_version):
+    # given: one version, then a second with a better accuracy
+    make_model_version(org, metrics={"accuracy": 0.81, "loss": 0.5})
+    assert 'data-testid="metrics-chart"' not in admin_client_acme.get("/models/tiny/").content.decode()
+    make_model_version(org, metrics={"accuracy": 0.93, "loss": 0.25})
+    # when
+    content = admin_client_acme.get("/models/tiny/").content.decode()
+    # then: a chart with a line per metric and a point per version
+    assert 'data-testid="metrics-chart"><svg' in content and 'aria-label="Metrics per version"' in content
+    assert "v1 accuracy: 0.81" in content and "v2 accuracy: 0.93" in content and "v2 loss: 0.25" in content
+
+
 def test_version_page_shows_metrics_and_manifest(admin_client_acme, org, make_model_version):
     version = make_model_version(org, metrics={"accuracy": 0.9, "auc": 0.95})
     response = admin_client_acme.get("/models/tiny/versions/1/")
