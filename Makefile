@@ -33,6 +33,7 @@ test: install
 	DJANGO_ENV=test $(VENV)/bin/ruff check .
 	DJANGO_ENV=test $(VENV)/bin/ruff format --check .
 	DJANGO_ENV=test $(VENV)/bin/mypy .
+	DJANGO_ENV=test $(VENV)/bin/lint-imports
 	DJANGO_ENV=test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_ENV=test $(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	DJANGO_ENV=test $(INTEGRATION_ENV) $(VENV)/bin/pytest -m integration --timeout=120 $(PYTEST_ARGS) || [ $$? -eq 5 ]

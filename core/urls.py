@@ -1,10 +1,10 @@
-"""Root URLs. Domain apps plug in through `DomainAppConfig.api_urls` / `portal_urls`."""
+"""Root URLs. Apps plug in their API and portal pages through `core.apps.PortalAppConfig`."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from core.apps import domain_app_configs
+from core.apps import portal_app_configs
 from core.health import healthz
 
 urlpatterns = [
@@ -13,13 +13,12 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("core.api.urls")),
-    path("api/v1/ml/", include("ml.urls")),
 ]
-for config in domain_app_configs():
+for config in portal_app_configs():
     if config.api_urls:
-        urlpatterns.append(path(f"api/v1/{config.domain}/", include(config.api_urls)))
+        urlpatterns.append(path(config.api_url_prefix(), include(config.api_urls)))
     if config.portal_urls:
-        urlpatterns.append(path(f"portal/{config.domain}/", include(config.portal_urls)))
+        urlpatterns.append(path(config.portal_url_prefix(), include(config.portal_urls)))
 urlpatterns.append(path("", include("core.portal.urls")))
 
 handler404 = "core.api.handlers.not_found"

@@ -1,8 +1,9 @@
 """Template context for the portal shell: the acting member and the navigation for their role.
 
-Domain apps appear in the navigation once their `DomainAppConfig` sets `nav_label` and
-`portal_urls` (their pages live under `/portal/<domain>/`); a role sees the domains that list
-it in `roles`, org admins see every domain plus the platform's admin pages.
+Apps appear in the navigation once their `core.apps.PortalAppConfig` sets `nav_label` and
+`portal_urls`: domains (under `/portal/<domain>/`) for the roles they list, `ml`'s model
+registry (`/models/`) for org admins. Org admins see every entry plus the platform's own
+admin pages (API keys, Audit), which come last.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
-from core.apps import domain_app_configs
+from core.apps import portal_app_configs
 from core.tenancy.actors import Actor
 from core.tenancy.choices import Role
 from core.tenancy.selectors import memberships_for_user
@@ -35,14 +36,11 @@ def portal_nav(actor: Actor | None, *, path: str = "") -> list[NavItem]:
     if actor is None:
         return []
     entries: list[tuple[str, str, str]] = [("dashboard", "Dashboard", reverse("portal:dashboard"))]
-    for config in domain_app_configs():
-        if not (config.nav_label and config.portal_urls):
-            continue
-        if actor.role == Role.ORG_ADMIN or actor.role in config.roles:
-            entries.append((config.domain, config.nav_label, f"/portal/{config.domain}/"))
+    for config in portal_app_configs():
+        if config.nav_visible_to(actor):
+            entries.append((config.nav_entry_key(), config.nav_label, config.nav_url()))
     if actor.is_org_admin:
         entries += [
-            ("models", "Models", reverse("portal:model-list")),
             ("api-keys", "API keys", reverse("portal:api-key-list")),
             ("audit", "Audit", reverse("portal:audit-list")),
         ]

@@ -10,8 +10,6 @@ from django.utils import timezone
 
 from core.errors import DomainError
 from core.tenancy.choices import Scope
-from ml.choices import PRODUCTION_ALIAS
-from ml.models import alias_name_validator
 
 EXPIRY_CHOICES = [("", "Never"), ("30", "In 30 days"), ("90", "In 90 days"), ("365", "In one year")]
 
@@ -30,22 +28,6 @@ class ApiKeyCreateForm(forms.Form):
     def expires_at(self) -> datetime | None:
         days = self.cleaned_data.get("expires_in_days")
         return timezone.now() + timedelta(days=days) if days else None
-
-
-class ModelAliasSetForm(forms.Form):
-    """Point an alias at a version: a promotion, or a rollback to an older version."""
-
-    alias = forms.CharField(max_length=50, initial=PRODUCTION_ALIAS, validators=[alias_name_validator])
-    version = forms.TypedChoiceField(coerce=int, choices=())
-    reason = forms.CharField(
-        max_length=500,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Recorded in the alias history and the audit log.",
-    )
-
-    def __init__(self, *args: object, version_numbers: Iterable[int] = (), **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["version"].choices = [(n, f"v{n}") for n in version_numbers]  # type: ignore[attr-defined]
 
 
 class AuditFilterForm(forms.Form):

@@ -30,22 +30,6 @@ def value_rows(mapping: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     return [(str(key), format_value(value)) for key, value in sorted((mapping or {}).items())]
 
 
-# Metrics people compare versions by, in the order they look for them. JSON key order is not
-# kept by every database (PostgreSQL's jsonb reorders keys), so the order is ours.
-HEADLINE_METRICS = (
-    "roc_auc", "auc", "accuracy", "balanced_accuracy", "f1", "map50_95", "map50", "precision", "recall",
-    "ndcg", "gini", "ks", "brier", "rmse", "mae", "loss",
-)  # fmt: skip
-
-
-def headline_metrics(metrics: Mapping[str, Any] | None, limit: int = 4) -> list[tuple[str, str]]:
-    """A few scalar metrics for one-line-per-version tables: well-known ones first, then by name."""
-    scalars = {key: value for key, value in (metrics or {}).items() if isinstance(value, (int, float))}
-    known = [key for key in HEADLINE_METRICS if key in scalars]
-    others = sorted(key for key in scalars if key not in HEADLINE_METRICS)
-    return [(key, format_value(scalars[key])) for key in (known + others)[:limit]]
-
-
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 

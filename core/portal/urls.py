@@ -1,9 +1,10 @@
-"""Portal shell URLs, mounted at the site root (domain portals live under /portal/<domain>/)."""
+"""Portal shell URLs, mounted at the site root. Plug-in apps mount their own pages (domains under
+/portal/<domain>/, the model registry under /models/): see `core.apps.PortalAppConfig`."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from core.portal.views import api_keys, audit, models, shell
+from core.portal.views import api_keys, audit, shell
 
 app_name = "portal"
 
@@ -22,9 +23,5 @@ urlpatterns = [
     path("api-keys/", api_keys.api_key_list_view, name="api-key-list"),
     path("api-keys/new/", api_keys.api_key_create_view, name="api-key-create"),
     path("api-keys/<int:key_id>/revoke/", api_keys.api_key_revoke_view, name="api-key-revoke"),
-    path("models/", models.model_list_view, name="model-list"),
-    path("models/<str:name>/", models.model_detail_view, name="model-detail"),
-    path("models/<str:name>/versions/<int:number>/", models.model_version_view, name="model-version"),
-    path("models/<str:name>/aliases/", models.model_alias_set_view, name="model-alias-set"),
     path("audit/", audit.audit_list_view, name="audit-list"),
 ]

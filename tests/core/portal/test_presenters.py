@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from core.portal.presenters import format_value, headline_metrics, split_scalars
-
-
-def test_headline_metrics_put_well_known_scalars_first():
-    metrics = {"best_iteration": 59, "brier": 0.17457, "roc_auc": 0.733328, "roc_curve": [[0, 0], [1, 1]], "ks": 0.35}
-    assert headline_metrics(metrics, limit=3) == [("roc_auc", "0.7333"), ("ks", "0.35"), ("brier", "0.1746")]
+from core.portal.presenters import format_value, split_scalars
 
 
 def test_split_scalars_separates_curves_and_tables():

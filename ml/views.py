@@ -1,4 +1,6 @@
-"""Org-admin pages for the model registry: models, versions, and moving aliases (promote/rollback)."""
+"""Org-admin portal pages of the model registry: models, versions, and moving aliases (promote/rollback).
+
+Mounted at `/models/` through `MlConfig` (see `core.apps.PortalAppConfig`)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
 from core.portal.access import not_found_as_404, org_admin_required, portal_actor
-from core.portal.forms import ModelAliasSetForm, add_domain_error
-from core.portal.presenters import headline_metrics, pretty_json, split_scalars, value_rows
+from core.portal.forms import add_domain_error
+from core.portal.presenters import pretty_json, split_scalars, value_rows
+from ml.charts import metrics_per_version_chart
 from ml.choices import PRODUCTION_ALIAS
+from ml.forms import ModelAliasSetForm
 from ml.models import ModelVersion, RegisteredModel
+from ml.presenters import headline_metrics
 from ml.selectors import model_alias_history, model_version_get, registered_model_get, registered_model_list
 from ml.services import model_alias_set
 
@@ -46,7 +51,7 @@ def model_list_view(request: HttpRequest) -> HttpResponse:
         versions = _version_rows(model)
         production = next((row for row in versions if PRODUCTION_ALIAS in row.aliases), None)
         rows.append({"model": model, "versions": versions, "production": production})
-    return render(request, "portal/models/list.html", {"rows": rows})
+    return render(request, "ml/models/list.html", {"rows": rows})
 
 
 def _render_model_detail(
@@ -58,8 +63,9 @@ def _render_model_detail(
         latest = versions[0].version.number if versions else None
         form = ModelAliasSetForm(initial={"version": latest}, version_numbers=[row.version.number for row in versions])
     history = model_alias_history(org=actor.organization, name=model.name)[:50]
-    context = {"model": model, "versions": versions, "form": form, "history": history}
-    return render(request, "portal/models/detail.html", context, status=status)
+    metrics_svg = metrics_per_version_chart([row.version for row in versions])
+    context = {"model": model, "versions": versions, "form": form, "history": history, "metrics_svg": metrics_svg}
+    return render(request, "ml/models/detail.html", context, status=status)
 
 
 @org_admin_required
@@ -89,7 +95,7 @@ def model_version_view(request: HttpRequest, name: str, number: int) -> HttpResp
         "model_card": pretty_json(version.model_card) if version.model_card else "",
         "form": form,
     }
-    return render(request, "portal/models/version.html", context)
+    return render(request, "ml/models/version.html", context)
 
 
 @require_POST
@@ -109,5 +115,5 @@ def model_alias_set_view(request: HttpRequest, name: str) -> HttpResponse:
             add_domain_error(form, exc)
         else:
             messages.success(request, f"{model.name}@{alias} now points at v{number}.")
-            return redirect("portal:model-detail", name=model.name)
+            return redirect("ml:model-detail", name=model.name)
     return _render_model_detail(request, model, form=form, status=400)
