@@ -223,6 +223,7 @@ def test_real_world_dialects_semicolons_latin1_and_missing_markers(api):
     "float() raise OverflowError in FeatureEncoder.encode_record. Both are 500s, not a per-field 400. "
     "Fix in apps/finance/feature_encoding.py (see test_feature_encoding.py's two xfails)",
 )
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 @pytest.mark.parametrize("value", [1e39, 10**400], ids=["beyond-float32", "400-digit-integer"])
 @pytest.mark.django_db(transaction=True)
 def test_numbers_the_model_cannot_represent_are_a_per_field_400(api, trained_model, credit_frame, value):

@@ -133,6 +133,7 @@ def test_a_huge_integer_is_a_field_error_not_a_crash(encoder):
     "contains inf' (a 500 whenever reasons are computed). Fix: _range_error (and encode_frame) "
     "must treat abs(x) > np.finfo(np.float32).max as not finite",
 )
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_a_number_beyond_float32_is_refused_rather_than_encoded_as_infinity(encoder):
     try:
         row = encoder.encode_record({"income": 1, "term": "36", "utilization": 1e39})
