@@ -3,17 +3,19 @@ codes and descriptions, excluded columns, and the baseline a model must beat."""
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost as xgb
+from django.core.files.storage import storages
 
-from apps.finance.ml import predict_contributions
 from apps.finance.models import CreditDecision
 from fixtures.finance_synthetic import FEATURE_DESCRIPTIONS
 from ml.models import ModelVersion
-from ml.runtime import load_version
 from tests.conftest import assert_error
 from tests.finance.conftest import FAST_PARAMS, applicant, csv_upload
 
@@ -54,31 +56,150 @@ def test_approvals_carry_reasons_only_when_explain_is_asked(api, trained_model, 
         assert replay["replayed"]["reason_codes"] == body["reason_codes"]
 
 
-@pytest.mark.parametrize(("cutoffs", "expected"), [(REVIEW_EVERYONE, "review"), (DECLINE_EVERYONE, "decline")])
-def test_every_review_and_decline_carries_the_top_reasons(api, trained_model, credit_frame, cutoffs, expected):
-    # given a policy that sends everyone to `expected`
-    _set_policy(api, cutoffs)
+def _independent_contributions(api: Any, features: dict[str, Any]) -> tuple[list[str], np.ndarray, float]:
+    """XGBoost's own TreeSHAP for `features`, from the stored artifact, without the app's encoder.
+
+    The booster and the prior-correction shift are read from artifact storage; the matrix is built
+    from the request values and the version's published input schema (numbers as floats,
+    categories as their index in the schema's list, absent as NaN).
+
+    Returns:
+        feature names in model order, the contributions (n_features + 1, bias last), the shift.
+    """
     version = ModelVersion.objects.get(registered_model__name="credit-risk", number=1)
-    model = load_version(version).model
-    schema = {f["name"]: f for f in version.input_schema["features"]}
-    for index in range(8):
-        features = applicant(credit_frame, index)
-        # when
-        body = _score(api, features).json()
-        # then reasons are given, without asking, and they are the features that pushed most toward default
-        assert body["decision"] == expected
-        reasons = body["reason_codes"]
-        assert 1 <= len(reasons) <= 4
-        contributions = [r["contribution"] for r in reasons]
-        assert contributions == sorted(contributions, reverse=True)
-        encoded = model.encoder.encode_record(features)
-        shap = predict_contributions(model, encoded)[0]
-        positive = [model.encoder.names[i] for i in np.argsort(-shap, kind="stable") if shap[i] > 0][:4]
-        assert [r["feature"] for r in reasons] == (positive or [reasons[0]["feature"]])
-        for reason in reasons:
-            assert reason["code"] == schema[reason["feature"]]["reason_code"]
-            assert reason["value"] == features.get(reason["feature"])
-            assert reason["description"]
+    storage = storages["artifacts"]
+    booster = xgb.Booster()
+    with storage.open(f"{version.artifact_path}/model.ubj", "rb") as handle:
+        booster.load_model(bytearray(handle.read()))
+    with storage.open(f"{version.artifact_path}/credit_model.json", "rb") as handle:
+        shift = float(json.loads(handle.read())["log_odds_shift"])
+    schema = api.get("/api/v1/finance/models/credit-risk/versions/1/").json()["input_schema"]["features"]
+    row = np.full((1, len(schema)), np.nan)
+    for i, spec in enumerate(schema):
+        value = features.get(spec["name"])
+        if value is None:
+            continue
+        row[0, i] = spec["categories"].index(str(value)) if spec["type"] == "categorical" else float(value)
+    dmatrix = xgb.DMatrix(
+        row,
+        feature_names=[f["name"] for f in schema],
+        feature_types=["c" if f["type"] == "categorical" else "q" for f in schema],
+        enable_categorical=True,
+        missing=np.nan,
+    )
+    return [f["name"] for f in schema], np.asarray(booster.predict(dmatrix, pred_contribs=True))[0], shift
+
+
+def test_every_review_and_decline_carries_xgboosts_own_top_reasons(api, trained_model, credit_frame):
+    schema = {f["name"]: f for f in ModelVersion.objects.get(number=1).input_schema["features"]}
+    for cutoffs, expected in ((REVIEW_EVERYONE, "review"), (DECLINE_EVERYONE, "decline")):
+        # given a policy that sends everyone to `expected`
+        _set_policy(api, cutoffs)
+        for index in range(6):
+            features = applicant(credit_frame, index)
+            # when
+            body = _score(api, features).json()
+            decision = api.get(f"/api/v1/finance/decisions/{body['decision_id']}/").json()
+            # then reasons are given without asking, one to four (Reg B)
+            assert body["decision"] == expected
+            reasons = body["reason_codes"]
+            assert 1 <= len(reasons) <= 4
+            # and they are XGBoost's largest positive TreeSHAP contributions, largest first
+            names, shap, shift = _independent_contributions(api, features)
+            ranked = sorted(range(len(names)), key=lambda i: -shap[i])
+            adverse = [i for i in ranked if shap[i] > 0][:4] or ranked[:1]
+            assert [r["feature"] for r in reasons] == [names[i] for i in adverse]
+            assert [r["contribution"] for r in reasons] == pytest.approx([shap[i] for i in adverse], abs=1e-5)
+            assert all(r["contribution"] > 0 for r in reasons) or len(reasons) == 1
+            # and the contributions add up to the logged log-odds (bias included, prior shift removed)
+            assert decision["log_odds_default"] == pytest.approx(float(shap.sum()) - shift, abs=1e-4)
+            assert body["probability_of_default"] == pytest.approx(
+                1 / (1 + math.exp(-decision["log_odds_default"])), rel=1e-9
+            )
+            for reason in reasons:
+                assert reason["code"] == schema[reason["feature"]]["reason_code"]
+                assert reason["value"] == features.get(reason["feature"])
+                assert reason["description"]
+
+
+def _two_driver_model(api: Any) -> None:
+    """Train credit-risk v1 on data where default depends (almost) only on late payments, strongly,
+    and on utilisation, half as strongly: logit = -1 + 6 (late - 0.5) + 3 (utilization - 0.5).
+    Age, tenure and region are noise."""
+    rng = np.random.default_rng(11)
+    n = 3_000
+    late, utilization = rng.random(n), rng.random(n)
+    logit = -1.0 + 6.0 * (late - 0.5) + 3.0 * (utilization - 0.5)
+    frame = pd.DataFrame(
+        {
+            "late_payment_ratio": np.round(late, 4),
+            "utilization": np.round(utilization, 4),
+            "age": rng.integers(21, 70, n),
+            "tenure_years": np.round(rng.random(n) * 20, 1),
+            "region": rng.choice(["north", "south", "east"], n),
+            "default": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int),
+        }
+    )
+    dataset = api.post(
+        "/api/v1/finance/datasets/", {"file": csv_upload(frame), "target": "default"}, format="multipart"
+    ).json()
+    run = api.post("/api/v1/finance/training-runs/", {"dataset": dataset["id"], "params": FAST_PARAMS}, format="json")
+    assert run.json()["job"]["status"] == "succeeded", run.json()
+
+
+TWO_DRIVER_NEUTRAL = {"age": 45, "tenure_years": 10.0, "region": "north"}
+
+
+def test_reasons_name_the_two_features_that_drive_default_in_order_and_direction(api):
+    # given a model trained where late payments drive default twice as hard as utilisation
+    _two_driver_model(api)
+    _set_policy(api, DECLINE_EVERYONE)
+    # when an applicant at the top of both drivers is scored
+    risky = _score(api, {**TWO_DRIVER_NEUTRAL, "late_payment_ratio": 0.99, "utilization": 0.99}).json()
+    # then the first two reasons are late payments, then utilisation, both pushing toward default
+    first, second = risky["reason_codes"][:2]
+    assert (first["feature"], second["feature"]) == ("late_payment_ratio", "utilization"), risky
+    assert (first["code"], first["value"], second["value"]) == ("RC_LATE_PAYMENT_RATIO", 0.99, 0.99)
+    assert first["contribution"] > 1.3 * second["contribution"] > 0, risky
+    # and any noise feature that follows weighs far less than either driver
+    assert all(r["contribution"] < 0.5 * second["contribution"] for r in risky["reason_codes"][2:]), risky
+    # when an applicant at the bottom of both drivers is scored (still declined by this policy)
+    safe = _score(api, {**TWO_DRIVER_NEUTRAL, "late_payment_ratio": 0.01, "utilization": 0.01}).json()
+    # then neither driver is a reason: both lowered the risk
+    assert safe["decision"] == "decline"
+    assert 1 <= len(safe["reason_codes"]) <= 4
+    assert not {"late_payment_ratio", "utilization"} & {r["feature"] for r in safe["reason_codes"]}, safe
+    assert safe["probability_of_default"] < risky["probability_of_default"]
+    # when only late payments are high
+    mixed = _score(api, {**TWO_DRIVER_NEUTRAL, "late_payment_ratio": 0.95, "utilization": 0.05}).json()
+    # then late payments lead, and low utilisation (favourable) is not a reason
+    assert mixed["reason_codes"][0]["feature"] == "late_payment_ratio"
+    assert "utilization" not in {r["feature"] for r in mixed["reason_codes"]}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="CreditXGBoost.train early-stops on validation AUC with save_best=True: AUC (a ranking "
+    "metric, noisy on 600 validation rows) peaks after 4 trees here, so the kept booster's margins "
+    "are shrunk toward the base rate: PD 0.59 for an applicant whose true PD is 0.97, 0.20 for one "
+    "at 0.004 (validation log-loss 0.51). Fix: early-stop on logloss (metric_name='logloss', "
+    "maximize=False; checked by patching the callback: 0.85 / 0.02)",
+)
+def test_pds_of_a_clean_two_driver_model_are_close_to_the_true_pds(api):
+    # given the two-driver model, whose true PD is 1 / (1 + exp(-logit))
+    _two_driver_model(api)
+    truth = {(0.99, 0.99): 1 / (1 + math.exp(-3.41)), (0.01, 0.01): 1 / (1 + math.exp(5.41))}
+    # when / then
+    for (late, utilization), true_pd in truth.items():
+        body = _score(api, {**TWO_DRIVER_NEUTRAL, "late_payment_ratio": late, "utilization": utilization}).json()
+        assert body["probability_of_default"] == pytest.approx(true_pd, abs=0.15), (late, body)
+    assert (
+        _score(api, {**TWO_DRIVER_NEUTRAL, "late_payment_ratio": 0.01, "utilization": 0.01}).json()[
+            "probability_of_default"
+        ]
+        < 0.05
+    )
 
 
 def test_schema_edits_reach_the_trained_model_and_its_reasons(api, upload_dataset, credit_frame):
