@@ -19,6 +19,8 @@ import pandas as pd
 from apps.finance.choices import ColumnType
 from core.errors import ValidationFailed
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -52,10 +54,22 @@ class FeatureSpec:
 
 
 def category_text(value: object) -> str:
-    """The text form of a categorical value: `2` and `2.0` both mean category "2"."""
+    """The text form of a categorical value: `2`, `2.0` and the text "2.0" all mean category "2".
+
+    CSV cells arrive as text ("60.0" from a float column written by pandas) while JSON brings the
+    number 60.0: both must be the same category, so integer-valued numeric text is normalised too.
+    """
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    text = str(value).strip()
+    if text and (text[0].isdigit() or text[0] in "+-.") and "." in text:
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        if number.is_integer() and math.isfinite(number):
+            return str(int(number))
+    return text
 
 
 class FeatureEncoder:
@@ -66,7 +80,7 @@ class FeatureEncoder:
         self.names = [f.name for f in self.features]
         self.index = {f.name: i for i, f in enumerate(self.features)}
         self.ignored = frozenset(ignored)
-        self.category_codes = [{c: float(i) for i, c in enumerate(f.categories)} for f in self.features]
+        self.category_codes = [_category_codes(f.categories) for f in self.features]
 
     # --- one application (API, portal, replay) --------------------------------------------------
 
@@ -100,7 +114,10 @@ class FeatureEncoder:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     errors[f"features.{spec.name}"] = ["Expected a number."]
                     continue
-                number = float(value)
+                try:
+                    number = float(value)
+                except OverflowError:  # a JSON integer with hundreds of digits
+                    number = math.inf
                 message = _range_error(number, spec)
                 if message:
                     errors[f"features.{spec.name}"] = [message]
@@ -145,7 +162,8 @@ class FeatureEncoder:
                     problems.append((unknown, f"{spec.name}: unknown category"))
             else:
                 values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-                not_number = ~missing & ~np.isfinite(values)
+                # beyond float32's range a value would become inf in the matrix: as bad as inf itself
+                not_number = ~missing & ~(np.abs(values) <= FLOAT32_MAX)
                 values[not_number] = np.nan
                 if strict:
                     if not_number.any():
@@ -164,13 +182,21 @@ class FeatureEncoder:
         return matrix, errors
 
 
+def _category_codes(categories: Sequence[str]) -> dict[str, float]:
+    """Code per category, also under its normalised text ("36.0" stored → "36" matches too)."""
+    codes = {category: float(i) for i, category in enumerate(categories)}
+    for category, code in list(codes.items()):
+        codes.setdefault(category_text(category), code)
+    return codes
+
+
 def _unknown_category(value: object, spec: FeatureSpec) -> str:
     shown = ", ".join(spec.categories[:12]) + (", …" if len(spec.categories) > 12 else "")
     return f"Unknown category {str(value)[:50]!r}; expected one of: {shown}."
 
 
 def _range_error(number: float, spec: FeatureSpec) -> str:
-    if not math.isfinite(number):
+    if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
         return "Expected a finite number."
     if spec.min is not None and number < spec.min:
         return f"Out of range: must be at least {spec.min:g}."

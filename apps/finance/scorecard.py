@@ -14,8 +14,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from apps.finance.choices import Decision
+
+# Far beyond any real scale (a score of ±10^9 is odds of 10^(10^7) at PDO 20), small enough for int64.
+MAX_SCORE = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,18 @@ class PolicySnapshot:
         return self.points_at_base_odds - self.factor * math.log(self.base_odds)
 
     def scores(self, log_odds_default: np.ndarray) -> np.ndarray:
-        """Integer scores for log-odds of default (higher score = lower risk)."""
-        return np.floor(self.offset - self.factor * np.asarray(log_odds_default, dtype=np.float64) + 0.5).astype(
-            np.int64
-        )
+        """Integer scores for log-odds of default (higher score = lower risk).
+
+        Scores are clipped to ±MAX_SCORE before the integer cast: an unclipped cast of an infinite
+        or astronomically large value wraps to INT64_MIN, which would decline an infinitely safe
+        applicant. A NaN log-odds has no score and is refused.
+        """
+        log_odds = np.asarray(log_odds_default, dtype=np.float64)
+        if np.isnan(log_odds).any():
+            raise ValueError("A log-odds of default is NaN; no score can be given.")
+        with np.errstate(invalid="ignore", over="ignore"):
+            raw = np.floor(self.offset - self.factor * log_odds + 0.5)
+        return np.clip(raw, -MAX_SCORE, MAX_SCORE).astype(np.int64)
 
     def decisions(self, scores: np.ndarray) -> np.ndarray:
         """approve / review / decline for each score."""
@@ -68,9 +80,9 @@ class PolicySnapshot:
         return (self.offset - score) / self.factor
 
     def pd_at_score(self, score: float) -> float:
-        return 1.0 / (1.0 + math.exp(-self.log_odds_at_score(score)))
+        return float(expit(self.log_odds_at_score(score)))
 
 
 def probabilities(log_odds_default: np.ndarray) -> np.ndarray:
-    """PD from log-odds (float64, numerically stable)."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(log_odds_default, dtype=np.float64)))
+    """PD from log-odds (float64, numerically stable at any magnitude)."""
+    return np.asarray(expit(np.asarray(log_odds_default, dtype=np.float64)))

@@ -38,7 +38,8 @@ def numeric_baseline(values: np.ndarray) -> dict[str, Any]:
     """Decile edges of a numeric column (plus a missing bin) and the share in each bin."""
     present = values[~np.isnan(values)]
     if present.size == 0:
-        return {"kind": "numeric", "edges": [], "proportions": [], "missing": 1.0}
+        # one (empty) bin for present values, so an all-missing window compares bin for bin
+        return {"kind": "numeric", "edges": [], "proportions": [0.0], "missing": 1.0}
     edges = np.unique(np.quantile(present, np.linspace(0, 1, N_BINS + 1)[1:-1]))
     return {
         "kind": "numeric",
@@ -66,10 +67,13 @@ def categorical_baseline(codes: np.ndarray, n_categories: int) -> dict[str, Any]
 
 
 def categorical_distribution(codes: np.ndarray, n_categories: int) -> tuple[np.ndarray, float]:
+    """Shares per category code and the missing share; a code outside the baseline's categories
+    counts as missing, so that mass stays visible to the index instead of vanishing."""
     missing = np.isnan(codes)
-    counts = np.bincount(codes[~missing].astype(np.int64), minlength=n_categories)[:n_categories]
+    known = ~missing & (codes >= 0) & (codes < n_categories)
+    counts = np.bincount(codes[known].astype(np.int64), minlength=n_categories)[:n_categories]
     total = max(len(codes), 1)
-    return counts / total, float(missing.sum() / total)
+    return counts / total, float((len(codes) - known.sum()) / total) if len(codes) else 0.0
 
 
 def column_index(baseline: dict[str, Any], values: np.ndarray) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 import pytest
-import xgboost as xgb
 
 from apps.finance.models import CreditDataset, CreditDecision
 from tests.conftest import assert_error
@@ -215,14 +214,6 @@ def test_real_world_dialects_semicolons_latin1_and_missing_markers(api):
     assert schema["kunden_id"]["role"] == "excluded"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(xgb.core.XGBoostError, OverflowError),
-    reason="numbers outside float32 are not validated: 1e39 becomes inf in the float32 row and XGBoost's "
-    "pred_contribs DMatrix raises XGBoostError ('Input data contains inf'); a 400-digit JSON integer makes "
-    "float() raise OverflowError in FeatureEncoder.encode_record. Both are 500s, not a per-field 400. "
-    "Fix in apps/finance/feature_encoding.py (see test_feature_encoding.py's two xfails)",
-)
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 @pytest.mark.parametrize("value", [1e39, 10**400], ids=["beyond-float32", "400-digit-integer"])
 @pytest.mark.django_db(transaction=True)
