@@ -18,4 +18,4 @@ class MlConfig(PortalAppConfig):
     nav_order = 200  # after the domains (100), before the platform's API keys and Audit
 
     def ready(self) -> None:
-        from ml import training  # noqa: F401  (registers the ml.train job function)
+        from ml import signals, training  # noqa: F401  (the ml.train job function, the worker warm-up hook)

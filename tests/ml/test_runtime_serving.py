@@ -273,3 +273,20 @@ def test_training_gets_a_private_copy_released_afterwards(org, probe):
     assert copy_weight == 6.0
     assert float(served.model.weight[0, 0].detach()) == 6.0
     assert probe.unloaded == [0.0]  # the mutated private copy, not the serving one
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_starting_worker_process_warms_up_in_the_background(org, probe, settings):
+    # given
+    settings.ML_CACHE_SIZE = 8
+    version = _version(org, 7.0)
+    from celery.signals import worker_process_init
+
+    # when: Celery starts a worker process
+    worker_process_init.send(sender=None)
+    deadline = time.monotonic() + 10
+    while version.pk not in runtime.cache_info()["versions"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # then
+    assert version.pk in runtime.cache_info()["versions"]
+    assert probe.loads == [7.0]
