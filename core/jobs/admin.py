@@ -17,7 +17,17 @@ class JobAdmin(ReadOnlyAdminMixin, OrganizationScopedAdminMixin, admin.ModelAdmi
 
     # A new column or filter is one entry in these tuples (the core mixin narrows relation
     # filters to the visible organizations by itself).
-    list_display = ("id", "kind", "domain", "organization", "status", "progress_percent", "queue", "attempts", "created_at")
+    list_display = (
+        "id",
+        "kind",
+        "domain",
+        "organization",
+        "status",
+        "progress_percent",
+        "queue",
+        "attempts",
+        "created_at",
+    )
     list_filter = ("status", "domain", "kind", "queue", ("organization", admin.RelatedOnlyFieldListFilter))
     search_fields = ("kind", "message", "error", "celery_task_id")
     list_select_related = ("organization",)
