@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import storages
+from django.core.files.storage import Storage, storages
 
 from core.storage import file_sha256
 
@@ -29,7 +29,7 @@ class ArtifactIntegrityError(Exception):
     """An artifact file is missing or its sha256 does not match the manifest."""
 
 
-def artifact_storage():  # type: ignore[no-untyped-def]
+def artifact_storage() -> Storage:
     return storages["artifacts"]
 
 

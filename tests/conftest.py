@@ -45,7 +45,7 @@ def _isolated_var(request: pytest.FixtureRequest, settings: Any, tmp_path: Path)
         },
     }
     storages._storages = {}  # type: ignore[attr-defined]
-    storages.backends = settings.STORAGES  # type: ignore[misc]
+    storages.backends = settings.STORAGES
     from core.celery import app
 
     app.conf.task_always_eager = request.node.get_closest_marker("integration") is None

@@ -11,7 +11,7 @@ from core.api.exceptions import json_error_response
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if request.path.startswith("/api/"):
         return json_error_response(404, "not_found", "Not found.")
-    return page_not_found(request, exception)  # type: ignore[arg-type]
+    return page_not_found(request, exception)
 
 
 def server_failure(request: HttpRequest) -> HttpResponse:

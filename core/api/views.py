@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.pagination import StandardPagination
@@ -33,7 +34,7 @@ class OrgAPIView(APIView):
     def org(self) -> Organization:
         return self.actor.organization
 
-    def paginate(self, request: Request, queryset, serializer_class):  # type: ignore[no-untyped-def]
+    def paginate(self, request: Request, queryset: Any, serializer_class: Any) -> Response:
         """Paginate `queryset` and serialize the page with `serializer_class`."""
         paginator = StandardPagination()
         page: list[Any] | None = paginator.paginate_queryset(queryset, request, view=self)

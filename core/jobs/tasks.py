@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from core.jobs.runner import job_execute, job_send, jobs_requeue_stale
 
 
 @shared_task(name="core.jobs.tasks.run_job", bind=True, acks_late=True, reject_on_worker_lost=True)
-def run_job(self, job_id: int) -> str | None:  # type: ignore[no-untyped-def]
+def run_job(self: Any, job_id: int) -> str | None:
     # A soft time limit raises inside the job function; the runner records it as a failure.
     outcome = job_execute(job_id=job_id)
     if outcome.retry_in is not None:

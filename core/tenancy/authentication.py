@@ -61,7 +61,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
-class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     """Documents API-key auth in the OpenAPI schema as HTTP bearer."""
 
     target_class = "core.tenancy.authentication.ApiKeyAuthentication"

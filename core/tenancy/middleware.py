@@ -32,4 +32,4 @@ def session_actor(request: HttpRequest) -> Actor | None:
         return None
     wanted = request.session.get(SESSION_ORG_KEY)
     membership = next((m for m in memberships if m.organization_id == wanted), memberships[0])
-    return Actor.for_user(organization=membership.organization, user=user, role=membership.role)  # type: ignore[arg-type]
+    return Actor.for_user(organization=membership.organization, user=user, role=membership.role)

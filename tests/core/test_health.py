@@ -91,7 +91,7 @@ def test_unwritable_storage_is_503(client: Any, broker_folder: Path, settings: A
         },
     }
     storages._storages = {}  # type: ignore[attr-defined]
-    storages.backends = settings.STORAGES  # type: ignore[misc]
+    storages.backends = settings.STORAGES
     # when
     response = client.get("/healthz")
     # then

@@ -5,6 +5,8 @@ profile (types, missing rates, ranges, target resolution, excluded columns)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -25,7 +27,7 @@ def _file(text: str | bytes, encoding: str = "utf-8") -> io.BytesIO:
     return io.BytesIO(text if isinstance(text, bytes) else text.encode(encoding))
 
 
-def _refused(data: str | bytes, code: str, fn=sniff_format, **kwargs) -> ValidationFailed:  # type: ignore[no-untyped-def]
+def _refused(data: str | bytes, code: str, fn: Callable[..., Any] = sniff_format, **kwargs: Any) -> ValidationFailed:
     with pytest.raises(ValidationFailed) as excinfo:
         fn(_file(data), **kwargs)
     assert excinfo.value.code == code, excinfo.value.message

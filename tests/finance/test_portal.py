@@ -171,6 +171,7 @@ def test_compare_two_versions_and_promote_from_the_comparison(
     from ml.models import ModelAliasEvent
 
     move = ModelAliasEvent.objects.get(reason="better KS")
+    assert move.from_version is not None
     assert (move.from_version.number, move.to_version.number, move.actor_label) == (1, 2, "boss")
 
 

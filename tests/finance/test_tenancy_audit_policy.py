@@ -67,7 +67,9 @@ def test_decision_reads_are_audited(api, scored):
     api.get("/api/v1/finance/decisions/")
     events = AuditEvent.objects.filter(action="finance.decision.read").order_by("id")
     assert events.count() == before + 2
-    assert events.last().details["ids"]
+    last = events.last()
+    assert last is not None
+    assert last.details["ids"]
     assert AuditEvent.objects.filter(action="finance.decision.create", object_id=decision_id).exists()
 
 

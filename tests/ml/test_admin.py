@@ -92,6 +92,7 @@ def test_promote_action_moves_production_with_a_reason(client, org, staff_org_ad
     assert response.status_code == 302
     assert model_version_get_by_alias(org=org, name="acme-model") == v2
     event = ModelAliasEvent.objects.get(to_version=v2)
+    assert event.from_version is not None
     assert (event.actor_label, event.reason, event.from_version.number) == ("acme-staff", "passed shadow test", 1)
 
 

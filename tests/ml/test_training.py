@@ -43,5 +43,6 @@ def test_a_run_executed_twice_yields_one_version(org, ml_admin, train):
     # when: a redelivery after a crash reaches the job function again
     result = train_job(JobContext(job=Job.objects.get(pk=run.job_id), token="t"))
     # then
+    assert result is not None
     assert result["version"] == 1
     assert ModelVersion.objects.filter(registered_model=run.registered_model).count() == 1

@@ -22,7 +22,9 @@ def test_create_shows_the_key_once_and_the_key_works(admin_client_acme, org):
     # then: the answer carries the raw key, and is not cached anywhere
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
-    raw_key = RAW_KEY.search(response.content.decode()).group(0)
+    shown = RAW_KEY.search(response.content.decode())
+    assert shown is not None
+    raw_key = shown.group(0)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
     assert api.get("/api/v1/jobs/").status_code == 200

@@ -93,9 +93,7 @@ def test_a_single_point_gets_a_marker_and_an_axis_around_it():
 def test_negative_values_go_below_zero():
     # stacked columns: a negative value is drawn under the zero line, a positive one above
     root = parse(column_chart(title="Net", categories=["a"], series=[BarSeries("in", [4]), BarSeries("out", [-2])]))
-    bars = {
-        r.find(f"{SVG_NS}title").text: r for r in root.iter(f"{SVG_NS}rect") if r.find(f"{SVG_NS}title") is not None
-    }
+    bars = {title.text: r for r in root.iter(f"{SVG_NS}rect") if (title := r.find(f"{SVG_NS}title")) is not None}
     up, down = bars["in: 4"], bars["out: -2"]
     assert float(up.attrib["y"]) + float(up.attrib["height"]) == pytest.approx(float(down.attrib["y"]), abs=0.11)
     assert float(up.attrib["height"]) == pytest.approx(2 * float(down.attrib["height"]), abs=0.2)
