@@ -31,7 +31,6 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.pagination import StandardPagination
 from core.api.permissions import require_admin_or_scope
 from core.api.views import OrgAPIView
 from core.errors import Conflict
@@ -63,9 +62,6 @@ class MlAPIView(OrgAPIView):
 
 
 class ModelListApi(MlAPIView):
-    # Only read by drf-spectacular, so the schema shows the paginated envelope and page params.
-    pagination_class = StandardPagination
-
     class FilterSerializer(serializers.Serializer[None]):
         kind = serializers.CharField(required=False, max_length=100, help_text="Only models of this kind.")
 
