@@ -26,6 +26,7 @@ from apps.finance.serializers import (
     ScoreOutputSerializer,
     VersionDetailSerializer,
 )
+from core.api.fields import RowIdField
 from core.api.schema import conflict, referenced_not_found
 from core.api.views import OrgAPIView
 from core.errors import NotFound
@@ -115,7 +116,7 @@ class TrainingRunOutputSerializer(serializers.Serializer[TrainingRun]):
 
 class TrainingRunListApi(FinanceApi):
     class InputSerializer(serializers.Serializer[Any]):
-        dataset = serializers.IntegerField()
+        dataset = RowIdField()
         model = serializers.CharField(max_length=100, required=False, default=DEFAULT_MODEL_NAME)
         params = serializers.DictField(required=False, default=dict)
         promote = serializers.BooleanField(required=False, default=False)
@@ -300,7 +301,7 @@ class DecisionListApi(FinanceApi):
         decision = serializers.ChoiceField(choices=Decision.choices, required=False)
         model = serializers.CharField(required=False)
         version = serializers.IntegerField(required=False)
-        batch_id = serializers.IntegerField(required=False)
+        batch_id = RowIdField(required=False)
         created_after = serializers.DateTimeField(required=False)
         created_before = serializers.DateTimeField(required=False)
         min_score = serializers.IntegerField(required=False)

@@ -13,6 +13,7 @@ from apps.traffic.line_counting import DEFAULT_ANTI_FLICKER_FRAMES
 from apps.traffic.ml import ARCHITECTURES
 from apps.traffic.models import Camera, CountingLine, DetectionRun, LineCrossing, VideoAnalysis, Zone
 from apps.traffic.selectors import counts_period
+from core.api.fields import RowIdField
 from core.jobs.serializers import JobOutputSerializer
 from ml.models import TrainingRun
 
@@ -100,7 +101,7 @@ class CameraOutputSerializer(serializers.ModelSerializer[Camera]):
 
 class DetectionInputSerializer(serializers.Serializer):
     image = serializers.FileField()
-    camera = serializers.IntegerField(required=False, allow_null=True)
+    camera = RowIdField(required=False, allow_null=True)
     model = serializers.CharField(max_length=100, required=False, allow_blank=True)
     version = serializers.IntegerField(required=False, min_value=1)
     conf = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, default=0.25)
@@ -166,7 +167,7 @@ class DetectionRunOutputSerializer(serializers.ModelSerializer[DetectionRun]):
 
 
 class DetectionFilterSerializer(serializers.Serializer):
-    camera = serializers.IntegerField(required=False)
+    camera = RowIdField(required=False)
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
     class_name = serializers.CharField(required=False, max_length=100, help_text="Runs with a detection of it.")
@@ -185,12 +186,12 @@ class DetectionFilterSerializer(serializers.Serializer):
 
 
 class VideoFilterSerializer(serializers.Serializer):
-    camera = serializers.IntegerField(required=False, help_text="Only videos of this camera.")
+    camera = RowIdField(required=False, help_text="Only videos of this camera.")
 
 
 class VideoInputSerializer(serializers.Serializer):
     video = serializers.FileField()
-    camera = serializers.IntegerField()
+    camera = RowIdField()
     model = serializers.CharField(max_length=100, required=False, allow_blank=True)
     version = serializers.IntegerField(required=False, min_value=1)
     conf = serializers.FloatField(required=False, min_value=0.01, max_value=1.0, default=0.1)
