@@ -24,7 +24,7 @@ from fixtures.finance_synthetic import generate_credit_applications
 from tests.api.conftest import seed_org
 from tests.finance.conftest import applicant
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = pytest.mark.django_db(transaction=True)  # live_server; jobs run on commit, inline
 
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
 PACKAGE = "tessera_client"
