@@ -32,6 +32,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.permissions import require_admin_or_scope
+from core.api.schema import conflict
 from core.api.views import OrgAPIView
 from core.errors import Conflict
 from core.tenancy.choices import Scope
@@ -99,7 +100,10 @@ class ModelVersionImportApi(MlAPIView):
     @extend_schema(
         tags=ML_TAG,
         request={"multipart/form-data": InputSerializer},
-        responses={201: ModelVersionDetailSerializer},
+        responses={
+            201: ModelVersionDetailSerializer,
+            409: conflict("`kind_mismatch`: the model exists with another kind."),
+        },
         description=(
             "Creates the model on first import. Formats that can run code when loaded are accepted only "
             "from org admins or keys with the `ml` scope; every import is hashed and audited."
