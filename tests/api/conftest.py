@@ -1,10 +1,12 @@
 """A seeded organization for the generated API tests: an org-admin key with every scope, a trained
-credit model with one logged decision, and a traffic camera, so detail routes can answer 200."""
+credit model with a decision and a scored batch, a traffic camera (and, where asked, a detector
+with a detection run), so detail routes can answer 200."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,15 +19,27 @@ from tests.finance.conftest import FAST_PARAMS, applicant, csv_upload
 
 @dataclass
 class SeededOrg:
-    """What a generated test may put in path parameters to reach an existing object."""
+    """What a generated test may put in path parameters to reach an existing object.
+
+    `path_values` holds a value per parameter name; `overrides` the values that differ under a
+    path prefix (`run_id` is a finance training run, but a detection run under /traffic/detections/).
+    """
 
     org: Any
     raw_key: str
     path_values: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def values_for(self, path: str) -> dict[str, Any]:
+        values = dict(self.path_values)
+        for prefix, override in self.overrides.items():
+            if path.startswith(prefix):
+                values.update(override)
+        return values
 
 
 def seed_org(api: Any, org: Any, raw_key: str) -> SeededOrg:
-    """One finance dataset, a trained `credit-risk` v1 (production) and a decision; one camera.
+    """One finance dataset and a trained `credit-risk` v1 (production).
 
     Jobs must run when they are enqueued (eager Celery, and either a transactional database or
     on-commit callbacks executed by the caller).
@@ -43,19 +57,21 @@ def seed_org(api: Any, org: Any, raw_key: str) -> SeededOrg:
         format="json",
     )
     assert run.status_code == 202, run.content
-    return SeededOrg(
-        org=org, raw_key=raw_key, path_values={"dataset_id": dataset.json()["id"], "run_id": run.json()["id"]}
-    )
+    values = {"dataset_id": dataset.json()["id"], "run_id": run.json()["id"]}
+    return SeededOrg(org=org, raw_key=raw_key, path_values=values)
 
 
 def seed_after_training(api: Any, seeded: SeededOrg) -> SeededOrg:
-    """The objects that need the trained model (a decision) and the traffic ones."""
+    """The objects that need the trained model (a decision, a scored batch) and a camera."""
+    applications = generate_credit_applications(5, seed=4)
     score = api.post(
-        "/api/v1/finance/scores/",
-        {"application_id": "app-1", "features": applicant(generate_credit_applications(5, seed=4))},
-        format="json",
+        "/api/v1/finance/scores/", {"application_id": "app-1", "features": applicant(applications)}, format="json"
     )
     assert score.status_code == 200, score.content
+    batch = api.post(
+        "/api/v1/finance/batches/", {"file": csv_upload(applications.drop(columns=["default"]))}, format="multipart"
+    )
+    assert batch.status_code == 202, batch.content
     camera = api.post(
         "/api/v1/traffic/cameras/",
         {
@@ -70,6 +86,7 @@ def seed_after_training(api: Any, seeded: SeededOrg) -> SeededOrg:
     seeded.path_values.update(
         {
             "decision_id": score.json()["decision_id"],
+            "batch_id": batch.json()["id"],
             "camera_id": camera.json()["id"],
             "job_id": job_id,
             "name": "credit-risk",
@@ -80,17 +97,55 @@ def seed_after_training(api: Any, seeded: SeededOrg) -> SeededOrg:
     return seeded
 
 
-@pytest.fixture
-def seeded_org(org: Any, make_api_key: Callable[..., str], django_capture_on_commit_callbacks: Any) -> SeededOrg:
-    """An org-admin key with every scope and seeded objects (training runs inline here only)."""
+def _api_client(raw_key: str) -> Any:
     from rest_framework.test import APIClient
 
-    raw_key = make_api_key(org)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    return api
+
+
+@pytest.fixture
+def seeded_org(org: Any, make_api_key: Callable[..., str], django_capture_on_commit_callbacks: Any) -> SeededOrg:
+    """An org-admin key with every scope and seeded objects (their jobs run inline here only)."""
+    raw_key = make_api_key(org)
+    api = _api_client(raw_key)
     with django_capture_on_commit_callbacks(execute=True):
         seeded = seed_org(api, org, raw_key)
-    return seed_after_training(api, seeded)
+    with django_capture_on_commit_callbacks(execute=True):
+        return seed_after_training(api, seeded)
+
+
+@pytest.fixture(scope="session")
+def detector_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The traffic tests' tiny real YOLO checkpoint (1 epoch at 64 px, about 15 s of CPU)."""
+    from tests.traffic.conftest import TINY_IMGSZ, _train_weights
+
+    return _train_weights(tmp_path_factory.mktemp("api-tiny-yolo"), epochs=1, images=8, imgsz=TINY_IMGSZ, size=64)
+
+
+@pytest.fixture
+def seeded_org_with_detections(seeded_org: SeededOrg, detector_weights: Path) -> SeededOrg:
+    """`seeded_org` plus an imported detector `traffic-detector` and a detection run on the camera."""
+    from core.tenancy.actors import Actor
+    from ml.services import model_version_import
+    from tests.traffic.conftest import jpeg_upload, weights_upload
+
+    model_version_import(
+        actor=Actor.system(seeded_org.org),
+        name="traffic-detector",
+        kind="traffic.yolo_detector",
+        upload=weights_upload(detector_weights),
+    )
+    run = _api_client(seeded_org.raw_key).post(
+        "/api/v1/traffic/detections/",
+        {"image": jpeg_upload(), "camera": seeded_org.path_values["camera_id"], "conf": 0.01},
+        format="multipart",
+    )
+    assert run.status_code == 201, run.content
+    seeded_org.overrides["/api/v1/traffic/detections/"] = {"run_id": run.json()["id"]}
+    seeded_org.overrides["/api/v1/traffic/models/"] = {"name": "traffic-detector"}
+    return seeded_org
 
 
 @pytest.fixture

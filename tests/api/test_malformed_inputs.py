@@ -82,7 +82,7 @@ def route_path(route: ApiRoute, values: dict[str, str]) -> str:
 def malformed_requests(
     route: ApiRoute, method: str, seeded: SeededOrg, schema: dict, operation: dict
 ) -> Iterator[Request]:
-    seeded_values = {name: str(value) for name, value in seeded.path_values.items()}
+    seeded_values = {name: str(value) for name, value in seeded.values_for("/" + route.pattern).items()}
     path = route_path(route, seeded_values)
     names = [part[1:-1] for part in route.pattern.split("/") if part.startswith("<")]
     for name in names:
