@@ -1,6 +1,6 @@
 """A seeded organization for the generated API tests: an org-admin key with every scope, a trained
 credit model with a decision and a scored batch, a traffic camera (and, where asked, a detector
-with a detection run), so detail routes can answer 200."""
+with a detection run and an analysed video), so detail routes can answer 200."""
 
 from __future__ import annotations
 
@@ -125,9 +125,15 @@ def detector_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def seeded_org_with_detections(seeded_org: SeededOrg, detector_weights: Path) -> SeededOrg:
-    """`seeded_org` plus an imported detector `traffic-detector` and a detection run on the camera."""
+def seeded_org_with_detections(
+    seeded_org: SeededOrg, detector_weights: Path, tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> SeededOrg:
+    """`seeded_org` plus an imported detector `traffic-detector`, a detection run on the camera and
+    an analysed video (its job run inline)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
     from core.tenancy.actors import Actor
+    from fixtures.traffic_shapes import crossing_clip
     from ml.services import model_version_import
     from tests.traffic.conftest import jpeg_upload, weights_upload
 
@@ -143,6 +149,18 @@ def seeded_org_with_detections(seeded_org: SeededOrg, detector_weights: Path) ->
         format="multipart",
     )
     assert run.status_code == 201, run.content
+    clip = crossing_clip(tmp_path / "clip.mp4")
+    with django_capture_on_commit_callbacks(execute=True):
+        video = _api_client(seeded_org.raw_key).post(
+            "/api/v1/traffic/videos/",
+            {
+                "video": SimpleUploadedFile("clip.mp4", clip.path.read_bytes(), content_type="video/mp4"),
+                "camera": seeded_org.path_values["camera_id"],
+            },
+            format="multipart",
+        )
+    assert video.status_code == 202, video.content
+    seeded_org.path_values["video_id"] = video.json()["id"]
     seeded_org.overrides["/api/v1/traffic/detections/"] = {"run_id": run.json()["id"]}
     seeded_org.overrides["/api/v1/traffic/models/"] = {"name": "traffic-detector"}
     return seeded_org
