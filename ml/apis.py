@@ -31,8 +31,8 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.pagination import StandardPagination
 from core.api.permissions import require_admin_or_scope
+from core.api.schema import conflict
 from core.api.views import OrgAPIView
 from core.errors import Conflict
 from core.tenancy.choices import Scope
@@ -63,9 +63,6 @@ class MlAPIView(OrgAPIView):
 
 
 class ModelListApi(MlAPIView):
-    # Only read by drf-spectacular, so the schema shows the paginated envelope and page params.
-    pagination_class = StandardPagination
-
     class FilterSerializer(serializers.Serializer[None]):
         kind = serializers.CharField(required=False, max_length=100, help_text="Only models of this kind.")
 
@@ -103,7 +100,10 @@ class ModelVersionImportApi(MlAPIView):
     @extend_schema(
         tags=ML_TAG,
         request={"multipart/form-data": InputSerializer},
-        responses={201: ModelVersionDetailSerializer},
+        responses={
+            201: ModelVersionDetailSerializer,
+            409: conflict("`kind_mismatch`: the model exists with another kind."),
+        },
         description=(
             "Creates the model on first import. Formats that can run code when loaded are accepted only "
             "from org admins or keys with the `ml` scope; every import is hashed and audited."

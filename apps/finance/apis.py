@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -25,6 +26,8 @@ from apps.finance.serializers import (
     ScoreOutputSerializer,
     VersionDetailSerializer,
 )
+from core.api.fields import RowIdField
+from core.api.schema import conflict, referenced_not_found
 from core.api.views import OrgAPIView
 from core.errors import NotFound
 from core.jobs.serializers import JobOutputSerializer
@@ -113,12 +116,15 @@ class TrainingRunOutputSerializer(serializers.Serializer[TrainingRun]):
 
 class TrainingRunListApi(FinanceApi):
     class InputSerializer(serializers.Serializer[Any]):
-        dataset = serializers.IntegerField()
+        dataset = RowIdField()
         model = serializers.CharField(max_length=100, required=False, default=DEFAULT_MODEL_NAME)
         params = serializers.DictField(required=False, default=dict)
         promote = serializers.BooleanField(required=False, default=False)
 
-    @extend_schema(request=InputSerializer, responses={202: TrainingRunOutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={202: TrainingRunOutputSerializer, 404: referenced_not_found("the `dataset`")},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -184,11 +190,19 @@ class ModelPromoteApi(FinanceApi):
 
 
 class ModelMonitoringApi(FinanceApi):
+    class FilterSerializer(serializers.Serializer[Any]):
+        window_days = serializers.IntegerField(
+            min_value=1, max_value=3650, required=False, default=30, help_text="Recent decisions window (days)."
+        )
+        version = serializers.IntegerField(min_value=1, required=False, help_text="Version (default: production).")
+
+    class InputSerializer(serializers.Serializer[Any]):
+        window_days = serializers.IntegerField(
+            min_value=1, max_value=3650, required=False, help_text="Recent decisions window (days, default 30)."
+        )
+
     @extend_schema(
-        parameters=[
-            OpenApiParameter("window_days", int, description="Recent decisions window (default 30)."),
-            OpenApiParameter("version", int, description="Version (default: production)."),
-        ],
+        parameters=[FilterSerializer],
         responses=inline_serializer(
             "CreditMonitoring",
             {"current": serializers.JSONField(), "history": MonitoringSnapshotSerializer(many=True)},
@@ -196,19 +210,29 @@ class ModelMonitoringApi(FinanceApi):
     )
     def get(self, request: Request, name: str) -> Response:
         """PSI/CSI computed now over the window, plus the stored snapshots (PSI over time)."""
-        window = selectors.parse_window_days(request.query_params.get("window_days"))
-        version = request.query_params.get("version")
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
         current = services.monitoring_report(
-            actor=self.actor, name=name, window_days=window, version_number=int(version) if version else None
+            actor=self.actor,
+            name=name,
+            window_days=filters.validated_data["window_days"],
+            version_number=filters.validated_data.get("version"),
         )
         history = selectors.monitoring_history(org=self.org, name=name)
         return Response({"current": current, "history": MonitoringSnapshotSerializer(history, many=True).data})
 
-    @extend_schema(request=None, responses={202: JobOutputSerializer})
+    @extend_schema(
+        parameters=[OpenApiParameter("window_days", int, description="Recent decisions window (days, default 30).")],
+        request=InputSerializer,
+        responses={202: JobOutputSerializer},
+    )
     def post(self, request: Request, name: str) -> Response:
-        """Compute and store a snapshot on a worker."""
-        body = request.data if isinstance(request.data, dict) else {}
-        window = selectors.parse_window_days(request.query_params.get("window_days") or body.get("window_days"))
+        """Compute and store a snapshot on a worker. `window_days` in the query or the body (query wins)."""
+        query = self.InputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        body = self.InputSerializer(data=request.data if isinstance(request.data, dict) else {})
+        body.is_valid(raise_exception=True)
+        window = query.validated_data.get("window_days") or body.validated_data.get("window_days") or 30
         job = services.monitoring_enqueue(actor=self.actor, name=name, window_days=window)
         job.refresh_from_db()
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -252,7 +276,10 @@ class ScoreApi(FinanceApi):
         features = serializers.DictField()
         explain = serializers.BooleanField(required=False, default=False)
 
-    @extend_schema(request=InputSerializer, responses=ScoreOutputSerializer)
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: ScoreOutputSerializer, 404: referenced_not_found("the `model` (or its `version`)")},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -274,7 +301,7 @@ class DecisionListApi(FinanceApi):
         decision = serializers.ChoiceField(choices=Decision.choices, required=False)
         model = serializers.CharField(required=False)
         version = serializers.IntegerField(required=False)
-        batch_id = serializers.IntegerField(required=False)
+        batch_id = RowIdField(required=False)
         created_after = serializers.DateTimeField(required=False)
         created_before = serializers.DateTimeField(required=False)
         min_score = serializers.IntegerField(required=False)
@@ -336,7 +363,9 @@ class BatchListApi(FinanceApi):
     def get(self, request: Request) -> Response:
         return self.paginate(request, selectors.batch_list(org=self.org), BatchOutputSerializer)
 
-    @extend_schema(request=InputSerializer, responses={202: BatchOutputSerializer})
+    @extend_schema(
+        request=InputSerializer, responses={202: BatchOutputSerializer, 404: referenced_not_found("the `model`")}
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -357,7 +386,12 @@ class BatchDetailApi(FinanceApi):
 
 
 class BatchResultsApi(FinanceApi):
-    @extend_schema(responses={(200, "text/csv"): bytes})
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="One row per input row, scored."),
+            409: conflict("`not_ready`: the batch has no results yet; poll its job until it has succeeded."),
+        }
+    )
     def get(self, request: Request, batch_id: int) -> FileResponse:
         batch = services.batch_results_read(
             actor=self.actor, batch=selectors.batch_get(org=self.org, batch_id=batch_id)

@@ -82,6 +82,9 @@ class DecisionOutputSerializer(ScoreOutputSerializer):
 
 
 class PolicyOutputSerializer(serializers.ModelSerializer[CreditPolicy]):
+    # Null while the organization still runs on the default policy (no row saved yet).
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
     class Meta:
         model = CreditPolicy
         fields = ["points_at_base_odds", "base_odds", "pdo", "approve_min_score", "decline_below_score", "updated_at"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import mimetypes
-from datetime import UTC
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
@@ -27,16 +26,19 @@ from apps.traffic.serializers import (
     DetectionFilterSerializer,
     DetectionInputSerializer,
     DetectionRunOutputSerializer,
+    DetectorTrainingRunOutputSerializer,
     TrainingInputSerializer,
+    VideoFilterSerializer,
     VideoInputSerializer,
     VideoOutputSerializer,
 )
+from core.api.schema import conflict, referenced_not_found
 from core.api.views import OrgAPIView
 from core.errors import NotFound
-from core.jobs.serializers import JobOutputSerializer
 from ml.selectors import training_run_get
 
 MULTIPART = (MultiPartParser, FormParser)
+CAMERA_NAME_TAKEN = "`conflict`: the organization already has a camera of this `name`."
 
 
 class TrafficApi(OrgAPIView):
@@ -62,7 +64,9 @@ class CameraListApi(TrafficApi):
     def get(self, request: Request) -> Response:
         return self.paginate(request, selectors.camera_list(org=self.org), CameraOutputSerializer)
 
-    @extend_schema(request=CameraInputSerializer, responses={201: CameraOutputSerializer})
+    @extend_schema(
+        request=CameraInputSerializer, responses={201: CameraOutputSerializer, 409: conflict(CAMERA_NAME_TAKEN)}
+    )
     def post(self, request: Request) -> Response:
         serializer = CameraInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -78,7 +82,9 @@ class CameraDetailApi(TrafficApi):
     def get(self, request: Request, camera_id: int) -> Response:
         return Response(CameraOutputSerializer(selectors.camera_get(org=self.org, camera_id=camera_id)).data)
 
-    @extend_schema(request=CameraInputSerializer, responses=CameraOutputSerializer)
+    @extend_schema(
+        request=CameraInputSerializer, responses={200: CameraOutputSerializer, 409: conflict(CAMERA_NAME_TAKEN)}
+    )
     def patch(self, request: Request, camera_id: int) -> Response:
         camera = selectors.camera_get(org=self.org, camera_id=camera_id)
         serializer = CameraInputSerializer(data=request.data, partial=True)
@@ -124,12 +130,13 @@ class DetectionListApi(TrafficApi):
             camera_id=params.get("camera"),
             start=params.get("start"),
             end=params.get("end"),
-            class_name=params.get("class_name") or request.query_params.get("class"),
+            class_name=params.get("class_name"),
         )
         return self.paginate(request, runs, DetectionRunOutputSerializer)
 
     @extend_schema(
-        request={"multipart/form-data": DetectionInputSerializer}, responses={201: DetectionRunOutputSerializer}
+        request={"multipart/form-data": DetectionInputSerializer},
+        responses={201: DetectionRunOutputSerializer, 404: referenced_not_found("the `camera` or `model`")},
     )
     def post(self, request: Request) -> Response:
         serializer = DetectionInputSerializer(data=request.data)
@@ -175,13 +182,17 @@ class DetectionImageApi(TrafficApi):
 class VideoListApi(TrafficApi):
     parser_classes = MULTIPART
 
-    @extend_schema(responses=VideoOutputSerializer(many=True))
+    @extend_schema(parameters=[VideoFilterSerializer], responses=VideoOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        camera = request.query_params.get("camera")
-        videos = selectors.video_list(org=self.org, camera_id=int(camera) if camera and camera.isdigit() else None)
+        filters = VideoFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        videos = selectors.video_list(org=self.org, camera_id=filters.validated_data.get("camera"))
         return self.paginate(request, videos, VideoOutputSerializer)
 
-    @extend_schema(request={"multipart/form-data": VideoInputSerializer}, responses={202: VideoOutputSerializer})
+    @extend_schema(
+        request={"multipart/form-data": VideoInputSerializer},
+        responses={202: VideoOutputSerializer, 404: referenced_not_found("the `camera` or `model`")},
+    )
     def post(self, request: Request) -> Response:
         serializer = VideoInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -224,7 +235,12 @@ class TrainingRunListApi(TrafficApi):
 
     @extend_schema(
         request={"multipart/form-data": TrainingInputSerializer},
-        responses={202: OpenApiResponse(description="The training run and its Job on the `training` queue.")},
+        responses={
+            202: OpenApiResponse(
+                DetectorTrainingRunOutputSerializer, description="The training run and its Job on the `training` queue."
+            ),
+            404: referenced_not_found("the model of `base_version`"),
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = TrainingInputSerializer(data=request.data)
@@ -241,37 +257,17 @@ class TrainingRunListApi(TrafficApi):
             architecture=data.get("architecture"),
             promote=data["promote"],
         )
-        return Response(
-            _training_run_body(training_run_get(org=self.org, run_id=run.pk)), status=status.HTTP_202_ACCEPTED
-        )
+        run = training_run_get(org=self.org, run_id=run.pk)
+        return Response(DetectorTrainingRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class TrainingRunDetailApi(TrafficApi):
-    @extend_schema(responses={200: OpenApiResponse(description="Status, live metrics per epoch and the version.")})
+    @extend_schema(responses=DetectorTrainingRunOutputSerializer)
     def get(self, request: Request, run_id: int) -> Response:
         run = training_run_get(org=self.org, run_id=run_id)
         if run.kind != services.MODEL_KIND:
             raise NotFound("Training run not found.")
-        return Response(_training_run_body(run))
-
-
-def _training_run_body(run) -> dict:  # type: ignore[no-untyped-def]
-    version = getattr(run, "version", None)
-    try:
-        version = run.version
-    except Exception:  # noqa: BLE001 - reverse one-to-one raises when absent
-        version = None
-    return {
-        "id": run.pk,
-        "model": run.registered_model.name,
-        "status": run.job.status,
-        "params": run.params,
-        "dataset": (run.data or {}).get("summary", {}),
-        "live_metrics": run.live_metrics,
-        "version": {"number": version.number, "metrics": version.metrics} if version else None,
-        "job": JobOutputSerializer(run.job).data,
-        "created_at": run.created_at.astimezone(UTC).isoformat(),
-    }
+        return Response(DetectorTrainingRunOutputSerializer(run).data)
 
 
 class ClassMapApi(TrafficApi):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.traffic.choices import Category, CountBucket, InDirection
@@ -11,7 +13,9 @@ from apps.traffic.line_counting import DEFAULT_ANTI_FLICKER_FRAMES
 from apps.traffic.ml import ARCHITECTURES
 from apps.traffic.models import Camera, CountingLine, DetectionRun, LineCrossing, VideoAnalysis, Zone
 from apps.traffic.selectors import counts_period
+from core.api.fields import RowIdField
 from core.jobs.serializers import JobOutputSerializer
+from ml.models import TrainingRun
 
 Unit = serializers.FloatField(min_value=0.0, max_value=1.0)
 
@@ -97,7 +101,7 @@ class CameraOutputSerializer(serializers.ModelSerializer[Camera]):
 
 class DetectionInputSerializer(serializers.Serializer):
     image = serializers.FileField()
-    camera = serializers.IntegerField(required=False, allow_null=True)
+    camera = RowIdField(required=False, allow_null=True)
     model = serializers.CharField(max_length=100, required=False, allow_blank=True)
     version = serializers.IntegerField(required=False, min_value=1)
     conf = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, default=0.25)
@@ -163,15 +167,31 @@ class DetectionRunOutputSerializer(serializers.ModelSerializer[DetectionRun]):
 
 
 class DetectionFilterSerializer(serializers.Serializer):
-    camera = serializers.IntegerField(required=False)
+    camera = RowIdField(required=False)
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
-    class_name = serializers.CharField(required=False, max_length=100)
+    class_name = serializers.CharField(required=False, max_length=100, help_text="Runs with a detection of it.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `?class=` is accepted as an alias of `class_name`; a keyword, so not a class attribute.
+        fields = super().get_fields()
+        fields["class"] = serializers.CharField(required=False, max_length=100, help_text="Alias of `class_name`.")
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        alias = attrs.pop("class", None)
+        if not attrs.get("class_name") and alias:
+            attrs["class_name"] = alias
+        return attrs
+
+
+class VideoFilterSerializer(serializers.Serializer):
+    camera = RowIdField(required=False, help_text="Only videos of this camera.")
 
 
 class VideoInputSerializer(serializers.Serializer):
     video = serializers.FileField()
-    camera = serializers.IntegerField()
+    camera = RowIdField()
     model = serializers.CharField(max_length=100, required=False, allow_blank=True)
     version = serializers.IntegerField(required=False, min_value=1)
     conf = serializers.FloatField(required=False, min_value=0.01, max_value=1.0, default=0.1)
@@ -283,6 +303,38 @@ class TrainingInputSerializer(serializers.Serializer):
                 "Give either `base_version` (fine-tune) or `architecture` (from scratch)."
             )
         return attrs
+
+
+class DetectorTrainingVersionSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    metrics = serializers.JSONField()
+
+
+class DetectorTrainingRunOutputSerializer(serializers.Serializer[TrainingRun]):
+    """A detector training run: its status, live metrics per epoch and, once done, its version."""
+
+    id = serializers.IntegerField(source="pk")
+    model = serializers.CharField(source="registered_model.name")
+    status = serializers.CharField(source="job.status")
+    params = serializers.JSONField()
+    dataset = serializers.SerializerMethodField()
+    live_metrics = serializers.JSONField()
+    version = serializers.SerializerMethodField()
+    job = JobOutputSerializer()
+    created_at = serializers.DateTimeField()
+
+    @extend_schema_field({"type": "object", "additionalProperties": True, "description": "Dataset summary."})
+    def get_dataset(self, run: TrainingRun) -> dict[str, Any]:
+        summary: dict[str, Any] = (run.data or {}).get("summary", {})
+        return summary
+
+    @extend_schema_field(DetectorTrainingVersionSerializer(allow_null=True))
+    def get_version(self, run: TrainingRun) -> dict[str, Any] | None:
+        try:
+            version = run.version
+        except ObjectDoesNotExist:  # the reverse one-to-one raises while the run has no version
+            return None
+        return {"number": version.number, "metrics": version.metrics}
 
 
 class ClassMapInputSerializer(serializers.Serializer):

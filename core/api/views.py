@@ -22,8 +22,13 @@ class OrgAPIView(APIView):
     """
 
     required_scope: str | None = None
-    # Names nested Input/OutputSerializers uniquely in the OpenAPI schema (see TesseraAutoSchema).
+    # Names nested Input/OutputSerializers uniquely in the OpenAPI schema and documents the
+    # error responses of every operation (see TesseraAutoSchema).
     schema = TesseraAutoSchema()
+    # Used by `paginate`, and read by drf-spectacular: a GET answering `many=True` is documented
+    # with the paginated envelope and its `page`/`page_size` parameters (an APIView has no
+    # `pagination_class` of its own, so without it every list was documented as a bare array).
+    pagination_class = StandardPagination
 
     @property
     def actor(self) -> Actor:
@@ -36,6 +41,6 @@ class OrgAPIView(APIView):
 
     def paginate(self, request: Request, queryset: Any, serializer_class: Any) -> Response:
         """Paginate `queryset` and serialize the page with `serializer_class`."""
-        paginator = StandardPagination()
+        paginator = self.pagination_class()
         page: list[Any] | None = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(serializer_class(page, many=True, context={"request": request}).data)

@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.schema import conflict
 from core.api.views import OrgAPIView
 from core.jobs.selectors import job_get, job_list
 from core.jobs.serializers import JobFilterSerializer, JobOutputSerializer
@@ -32,6 +33,9 @@ class JobDetailApi(OrgAPIView):
 
 
 class JobCancelApi(OrgAPIView):
-    @extend_schema(request=None, responses=JobOutputSerializer)
+    @extend_schema(
+        request=None,
+        responses={200: JobOutputSerializer, 409: conflict("`job_finished`: the job has already finished.")},
+    )
     def post(self, request: Request, job_id: int) -> Response:
         return Response(JobOutputSerializer(job_cancel(actor=self.actor, job_id=job_id)).data)

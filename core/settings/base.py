@@ -179,6 +179,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Operations are tagged and named by what follows /api/v1/ (`finance`, `finance_scores_create`),
+    # not by the version segment every path shares.
+    "SCHEMA_PATH_PREFIX": "/api/v1",
 }
 
 # --- Celery and jobs ---------------------------------------------------------------------------

@@ -129,3 +129,23 @@ def test_unexpected_exception_is_json_500_with_request_id(api: APIClient) -> Non
     error = assert_error(response, 500, "server_error")
     assert "req-123" in error["message"]
     assert response["X-Request-ID"] == "req-123"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"), [(PROBE_PATH, {"amount": -1}), (PROBE_PATH, '{"amount": 3'), ("/api/v1/jobs/999/", None)]
+)
+def test_error_bodies_match_the_documented_error_component(api: APIClient, client: Any, path: str, body: Any) -> None:
+    # given: the Error component every operation's 4xx responses refer to
+    import jsonschema
+
+    error_schema = client.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]["Error"]
+    # when: a validation error, a parse error, a not-found
+    if body is None:
+        response = api.get(path)
+    elif isinstance(body, str):
+        response = api.post(path, body, content_type="application/json")
+    else:
+        response = api.post(path, body, format="json")
+    # then
+    assert 400 <= response.status_code < 500
+    jsonschema.validate(response.json(), error_schema)
