@@ -12,8 +12,8 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.finance import selectors, services
-from apps.finance.choices import DEFAULT_MODEL_NAME, Decision
+from apps.finance import batch_scoring, monitoring, selectors, services
+from apps.finance.choices import DEFAULT_MODEL_NAME, DOMAIN, Decision
 from apps.finance.serializers import (
     BatchOutputSerializer,
     CreditModelOutputSerializer,
@@ -29,7 +29,7 @@ from core.api.views import OrgAPIView
 from core.errors import NotFound
 from core.jobs.serializers import JobOutputSerializer
 from ml.models import TrainingRun
-from ml.selectors import model_version_get, training_run_get
+from ml.selectors import model_version_get, registered_model_get, registered_model_list, training_run_get
 
 
 class FinanceApi(OrgAPIView):
@@ -149,19 +149,19 @@ class TrainingRunDetailApi(FinanceApi):
 class ModelListApi(FinanceApi):
     @extend_schema(responses=CreditModelOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return self.paginate(request, selectors.credit_model_list(org=self.org), CreditModelOutputSerializer)
+        return self.paginate(request, registered_model_list(org=self.org, domain=DOMAIN), CreditModelOutputSerializer)
 
 
 class ModelDetailApi(FinanceApi):
     @extend_schema(responses=CreditModelOutputSerializer)
     def get(self, request: Request, name: str) -> Response:
-        return Response(CreditModelOutputSerializer(selectors.credit_model_get(org=self.org, name=name)).data)
+        return Response(CreditModelOutputSerializer(registered_model_get(org=self.org, name=name, domain=DOMAIN)).data)
 
 
 class ModelVersionDetailApi(FinanceApi):
     @extend_schema(responses=VersionDetailSerializer)
     def get(self, request: Request, name: str, number: int) -> Response:
-        selectors.credit_model_get(org=self.org, name=name)
+        registered_model_get(org=self.org, name=name, domain=DOMAIN)
         return Response(VersionDetailSerializer(model_version_get(org=self.org, name=name, number=number)).data)
 
 
@@ -180,7 +180,7 @@ class ModelPromoteApi(FinanceApi):
             version_number=data.validated_data["version"],
             reason=data.validated_data["reason"],
         )
-        return Response(CreditModelOutputSerializer(selectors.credit_model_get(org=self.org, name=name)).data)
+        return Response(CreditModelOutputSerializer(registered_model_get(org=self.org, name=name, domain=DOMAIN)).data)
 
 
 class ModelMonitoringApi(FinanceApi):
@@ -198,8 +198,8 @@ class ModelMonitoringApi(FinanceApi):
         """PSI/CSI computed now over the window, plus the stored snapshots (PSI over time)."""
         window = selectors.parse_window_days(request.query_params.get("window_days"))
         version = request.query_params.get("version")
-        current = services.monitoring_report(
-            actor=self.actor, name=name, window_days=window, version_number=int(version) if version else None
+        current = monitoring.monitoring_report(
+            org=self.org, name=name, window_days=window, version_number=int(version) if version else None
         )
         history = selectors.monitoring_history(org=self.org, name=name)
         return Response({"current": current, "history": MonitoringSnapshotSerializer(history, many=True).data})
@@ -209,7 +209,7 @@ class ModelMonitoringApi(FinanceApi):
         """Compute and store a snapshot on a worker."""
         body = request.data if isinstance(request.data, dict) else {}
         window = selectors.parse_window_days(request.query_params.get("window_days") or body.get("window_days"))
-        job = services.monitoring_enqueue(actor=self.actor, name=name, window_days=window)
+        job = monitoring.monitoring_enqueue(actor=self.actor, name=name, window_days=window)
         job.refresh_from_db()
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -340,7 +340,7 @@ class BatchListApi(FinanceApi):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        batch = services.batch_create(
+        batch = batch_scoring.batch_create(
             actor=self.actor,
             upload=data.validated_data["file"],
             model_name=data.validated_data["model"] or None,
@@ -359,7 +359,7 @@ class BatchDetailApi(FinanceApi):
 class BatchResultsApi(FinanceApi):
     @extend_schema(responses={(200, "text/csv"): bytes})
     def get(self, request: Request, batch_id: int) -> FileResponse:
-        batch = services.batch_results_read(
+        batch = batch_scoring.batch_results_read(
             actor=self.actor, batch=selectors.batch_get(org=self.org, batch_id=batch_id)
         )
         return FileResponse(
