@@ -13,8 +13,8 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.finance import selectors, services
-from apps.finance.choices import DEFAULT_MODEL_NAME, Decision
+from apps.finance import batch_scoring, monitoring, selectors, services
+from apps.finance.choices import DEFAULT_MODEL_NAME, DOMAIN, Decision
 from apps.finance.serializers import (
     BatchOutputSerializer,
     CreditModelOutputSerializer,
@@ -32,7 +32,7 @@ from core.api.views import OrgAPIView
 from core.errors import NotFound
 from core.jobs.serializers import JobOutputSerializer
 from ml.models import TrainingRun
-from ml.selectors import model_version_get, training_run_get
+from ml.selectors import model_version_get, registered_model_get, registered_model_list, training_run_get
 
 
 class FinanceApi(OrgAPIView):
@@ -155,19 +155,19 @@ class TrainingRunDetailApi(FinanceApi):
 class ModelListApi(FinanceApi):
     @extend_schema(responses=CreditModelOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return self.paginate(request, selectors.credit_model_list(org=self.org), CreditModelOutputSerializer)
+        return self.paginate(request, registered_model_list(org=self.org, domain=DOMAIN), CreditModelOutputSerializer)
 
 
 class ModelDetailApi(FinanceApi):
     @extend_schema(responses=CreditModelOutputSerializer)
     def get(self, request: Request, name: str) -> Response:
-        return Response(CreditModelOutputSerializer(selectors.credit_model_get(org=self.org, name=name)).data)
+        return Response(CreditModelOutputSerializer(registered_model_get(org=self.org, name=name, domain=DOMAIN)).data)
 
 
 class ModelVersionDetailApi(FinanceApi):
     @extend_schema(responses=VersionDetailSerializer)
     def get(self, request: Request, name: str, number: int) -> Response:
-        selectors.credit_model_get(org=self.org, name=name)
+        registered_model_get(org=self.org, name=name, domain=DOMAIN)
         return Response(VersionDetailSerializer(model_version_get(org=self.org, name=name, number=number)).data)
 
 
@@ -186,7 +186,7 @@ class ModelPromoteApi(FinanceApi):
             version_number=data.validated_data["version"],
             reason=data.validated_data["reason"],
         )
-        return Response(CreditModelOutputSerializer(selectors.credit_model_get(org=self.org, name=name)).data)
+        return Response(CreditModelOutputSerializer(registered_model_get(org=self.org, name=name, domain=DOMAIN)).data)
 
 
 class ModelMonitoringApi(FinanceApi):
@@ -212,8 +212,8 @@ class ModelMonitoringApi(FinanceApi):
         """PSI/CSI computed now over the window, plus the stored snapshots (PSI over time)."""
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        current = services.monitoring_report(
-            actor=self.actor,
+        current = monitoring.monitoring_report(
+            org=self.org,
             name=name,
             window_days=filters.validated_data["window_days"],
             version_number=filters.validated_data.get("version"),
@@ -233,7 +233,7 @@ class ModelMonitoringApi(FinanceApi):
         body = self.InputSerializer(data=request.data if isinstance(request.data, dict) else {})
         body.is_valid(raise_exception=True)
         window = query.validated_data.get("window_days") or body.validated_data.get("window_days") or 30
-        job = services.monitoring_enqueue(actor=self.actor, name=name, window_days=window)
+        job = monitoring.monitoring_enqueue(actor=self.actor, name=name, window_days=window)
         job.refresh_from_db()
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -369,7 +369,7 @@ class BatchListApi(FinanceApi):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        batch = services.batch_create(
+        batch = batch_scoring.batch_create(
             actor=self.actor,
             upload=data.validated_data["file"],
             model_name=data.validated_data["model"] or None,
@@ -393,7 +393,7 @@ class BatchResultsApi(FinanceApi):
         }
     )
     def get(self, request: Request, batch_id: int) -> FileResponse:
-        batch = services.batch_results_read(
+        batch = batch_scoring.batch_results_read(
             actor=self.actor, batch=selectors.batch_get(org=self.org, batch_id=batch_id)
         )
         return FileResponse(

@@ -21,7 +21,13 @@ class FinanceConfig(DomainAppConfig):
 
     def ready(self) -> None:
         from apps.finance import ml, tasks  # noqa: F401  (registers the ModelKind and the job functions)
+        from apps.finance.choices import MODEL_KIND
+        from apps.finance.training_data import credit_training_data
         from core.celery import app
+        from ml.kinds import training_data_register
+
+        # The kind trains on what this loader materialises; it never reads the ORM or storage.
+        training_data_register(kind=MODEL_KIND, loader=credit_training_data)
 
         # PSI/CSI drift snapshots of every production credit model, once a day.
         app.conf.beat_schedule = {

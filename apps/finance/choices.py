@@ -35,6 +35,7 @@ class StabilityBand(models.TextChoices):
     INSUFFICIENT = "insufficient_data", "Insufficient data"
 
 
+DOMAIN = "finance"  # the domain name every kind, job and registry lookup of this app is filed under
 MODEL_KIND = "finance.credit_xgboost"
 DEFAULT_MODEL_NAME = "credit-risk"
 BATCH_JOB_KIND = "finance.batch_score"

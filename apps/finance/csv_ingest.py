@@ -20,9 +20,11 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 
 from apps.finance.choices import ColumnRole, ColumnType
-from core.errors import ValidationFailed
+from core.errors import PayloadTooLarge, ValidationFailed
 
 PROFILE_CHUNK_ROWS = 10_000
 MAX_COLUMNS = 2_000
@@ -31,6 +33,13 @@ TRACK_DISTINCT = 1_000  # distinct values counted per column before we stop (mem
 NA_VALUES = ["", "NA", "N/A", "n/a", "na", "NaN", "nan", "NULL", "null", "None", "?", "-"]
 _ID_NAME = re.compile(r"^(id|.*[_ ]id|.*_no|application|applicant|customer|account)$", re.IGNORECASE)
 _BOOLEAN_TARGETS = ({"0", "1"}, {"false", "true"}, {"no", "yes"}, {"n", "y"})
+
+
+def upload_size_check(upload: UploadedFile) -> None:
+    """Refuse an uploaded CSV larger than `API_MAX_UPLOAD_BYTES` (413) before anything reads it."""
+    limit = settings.API_MAX_UPLOAD_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise PayloadTooLarge(f"The file is larger than the {limit // (1024 * 1024)} MB limit.")
 
 
 @dataclass

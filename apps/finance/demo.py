@@ -10,15 +10,11 @@ from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from apps.finance.batch_scoring import batch_create
 from apps.finance.choices import DEFAULT_MODEL_NAME, ColumnRole
 from apps.finance.models import CreditDataset, ScoringBatch
-from apps.finance.services import (
-    batch_create,
-    dataset_create,
-    dataset_schema_update,
-    monitoring_snapshot_create,
-    training_start,
-)
+from apps.finance.monitoring import monitoring_snapshot_create
+from apps.finance.services import dataset_create, dataset_schema_update, training_start
 from core.jobs.runner import job_execute
 from core.tenancy.actors import Actor
 from core.tenancy.models import Organization

@@ -3,6 +3,10 @@
 The only module of the finance app that imports xgboost (and sklearn's logistic regression for
 the baseline). Artifacts are XGBoost's UBJ format (`save_model`, never pickle) plus a JSON
 sidecar with the feature schema, so an artifact is self-describing and safe to load.
+
+The kind never touches the ORM or storage: it trains on the `CreditTrainingData` the finance
+loader (`apps.finance.training_data`) materialised, and serves through `ml.runtime`. The model
+card's prose lives in `apps.finance.model_card`.
 """
 
 from __future__ import annotations
@@ -13,25 +17,26 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import xgboost as xgb
 from sklearn.model_selection import train_test_split
 
-from apps.finance.choices import MODEL_KIND, ColumnRole, ColumnType
+from apps.finance.choices import MODEL_KIND, ColumnType
 from apps.finance.credit_metrics import evaluation_report, margin_table, policy_outcomes
 from apps.finance.feature_encoding import FeatureEncoder, FeatureSpec
-from apps.finance.scorecard import PolicySnapshot, probabilities
+from apps.finance.model_card import credit_model_card
 from apps.finance.stability import categorical_baseline, numeric_baseline
 from core.errors import ValidationFailed
-from ml.kinds import ModelKind, ReportFn, Trained, register_kind
+from ml.kinds import ModelKind, Reporter, Trained, register_kind
+
+if TYPE_CHECKING:
+    from apps.finance.training_data import CreditTrainingData
 
 MODEL_FILE = "model.ubj"
 SIDECAR_FILE = "credit_model.json"
-PROTECTED_NAME_HINTS = ("sex", "gender", "race", "ethnic", "religion", "marital", "marriage", "national", "age")
 
 # name: (type, default, min, max). Anything else in `params` is refused (400), so a typo
 # is not silently ignored.
@@ -132,7 +137,7 @@ def predict_contributions(model: CreditModel, matrix: np.ndarray) -> np.ndarray:
 class _ProgressCallback(xgb.callback.TrainingCallback):
     """Reports boosting rounds and validation metrics every `every` rounds."""
 
-    def __init__(self, report: ReportFn, max_rounds: int, every: int = 10) -> None:
+    def __init__(self, report: Reporter, max_rounds: int, every: int = 10) -> None:
         super().__init__()
         self.report, self.max_rounds, self.every = report, max_rounds, every
 
@@ -150,34 +155,38 @@ class _ProgressCallback(xgb.callback.TrainingCallback):
         return False
 
 
-class CreditXGBoost(ModelKind):
-    """Probability-of-default model: XGBoost with native categorical and missing-value support."""
+class CreditXGBoost(ModelKind[CreditModel, np.ndarray, float]):
+    """Probability-of-default model: XGBoost with native categorical and missing-value support.
+
+    Serving (through `ml.runtime`): `predict` gives the log-odds of default of each encoded row,
+    `explain` their TreeSHAP contributions, `preprocessor` the version's `FeatureEncoder`, which
+    the domain uses to validate and encode applications before either.
+    """
 
     name = MODEL_KIND
     artifact_format = "xgboost-ubj"
     import_filename = "model.ubj"
 
     def train(
-        self, *, data: Any, params: dict[str, Any], report: ReportFn, parent: CreditModel | None = None
+        self,
+        *,
+        data: CreditTrainingData,
+        params: dict[str, Any],
+        report: Reporter,
+        parent: CreditModel | None = None,
     ) -> Trained:
-        """Train on a stored dataset, evaluate on a stratified held-out split against a logistic baseline.
+        """Train on a materialised dataset, evaluate on a stratified held-out split against a logistic baseline.
 
         Args:
-            data: `{"dataset_id", "organization_id", "policy"}` (the policy at training time
-                gives the approval/bad rates the version reports).
+            data: the run's data as `apps.finance.training_data.credit_training_data` built it
+                (the policy at training time gives the approval/bad rates the version reports).
             params: see `PARAM_SPEC`.
             report: progress callback of the training run.
         """
-        from apps.finance.models import CreditDataset
-        from apps.finance.training_data import load_training_matrix
-
         p = resolve_params(params)
-        dataset = CreditDataset.objects.get(pk=data["dataset_id"], organization_id=data["organization_id"])
-        policy = PolicySnapshot.from_dict(data["policy"]) if data.get("policy") else PolicySnapshot()
-        columns = [c for c in dataset.schema if c["role"] == ColumnRole.FEATURE]
-        draft = [FeatureSpec.from_dict(c) for c in columns]
-        report(progress=0.01, message=f"Loading {dataset.rows} rows of {dataset.name}")
-        matrix, y = load_training_matrix(dataset, FeatureEncoder(draft))
+        dataset, policy, columns = data.dataset, data.policy, data.columns
+        matrix, y = data.matrix, data.labels
+        report(progress=0.01, message=f"Loaded {len(y)} rows of {dataset.name}")
         if len(np.unique(y)) < 2 or min(np.bincount(y, minlength=2)) < 10:
             raise ValidationFailed("Training needs at least 10 defaults and 10 non-defaults.", code="too_few")
 
@@ -249,7 +258,7 @@ class CreditXGBoost(ModelKind):
         )
         # Columns the analyst excluded (ids, protected characteristics) are accepted and ignored
         # when a client sends them with an application; any other unknown name is an error.
-        ignored = tuple(c["name"] for c in dataset.schema if c["role"] == ColumnRole.EXCLUDED)
+        ignored = tuple(data.excluded)
         model = CreditModel(
             booster=booster,
             features=specs,
@@ -289,14 +298,23 @@ class CreditXGBoost(ModelKind):
             "log_odds_shift": round(log_odds_shift, 6),
         }
 
-        input_schema = _input_schema(dataset, specs, matrix[train_idx], test_log_odds)
+        input_schema = _input_schema(data, specs, matrix[train_idx], test_log_odds)
         fingerprint = hashlib.sha256(
             json.dumps(
                 {"file": dataset.sha256, "features": names, "target": dataset.target, "pos": dataset.positive_label},
                 sort_keys=True,
             ).encode()
         ).hexdigest()
-        card = _model_card(dataset, specs, metrics, p, fingerprint, positive_rate=float(y.mean()), rows=len(y))
+        card = credit_model_card(
+            dataset,
+            specs,
+            metrics,
+            p,
+            fingerprint,
+            positive_rate=float(y.mean()),
+            rows=len(y),
+            xgboost_version=xgb.__version__,
+        )
         report(progress=1.0, message=f"Done: test AUC {metrics['roc_auc']:.4f} (baseline {baseline['roc_auc']:.4f})")
         return Trained(
             model=model,
@@ -340,16 +358,32 @@ class CreditXGBoost(ModelKind):
             ignored=ignored,
         )
 
-    def predict(self, loaded: CreditModel, inputs: Sequence[Any], **options: Any) -> list[Any]:
-        """Generic interface: feature dicts in, `{"probability_of_default", "log_odds_default"}` out."""
-        if not inputs:
-            return []
-        matrix = np.vstack([loaded.encoder.encode_record(record) for record in inputs])
-        log_odds = predict_log_odds(loaded, matrix)
-        return [
-            {"probability_of_default": float(p), "log_odds_default": float(m)}
-            for p, m in zip(probabilities(log_odds), log_odds, strict=True)
-        ]
+    def predict(self, loaded: CreditModel, inputs: Sequence[np.ndarray], **options: Any) -> Sequence[float]:
+        """Log-odds of default (float64) of each encoded row (`preprocessor(loaded)` encodes them)."""
+        matrix = _matrix(loaded, inputs)
+        if not len(matrix):
+            return cast(Sequence[float], np.empty(0, dtype=np.float64))
+        # numpy's stubs do not declare an ndarray a Sequence; a 1-D float array is one
+        return cast(Sequence[float], predict_log_odds(loaded, matrix))
+
+    def explain(self, loaded: CreditModel, inputs: Sequence[np.ndarray], **options: Any) -> Sequence[np.ndarray]:
+        """TreeSHAP contributions to the log-odds of each encoded row: (n, n_features), bias dropped."""
+        matrix = _matrix(loaded, inputs)
+        if not len(matrix):
+            return cast(Sequence[np.ndarray], np.empty((0, len(loaded.features)), dtype=np.float32))
+        return cast(Sequence[np.ndarray], predict_contributions(loaded, matrix))
+
+    def preprocessor(self, loaded: CreditModel) -> FeatureEncoder:
+        """The version's recorded preprocessing: its feature encoder (specs, names, index, ignored columns)."""
+        return loaded.encoder
+
+
+def _matrix(loaded: CreditModel, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """The encoded rows as one (n, n_features) float32 array (no copy when they already are one)."""
+    matrix = np.asarray(inputs, dtype=np.float32)
+    if matrix.size == 0:
+        return np.empty((0, len(loaded.features)), dtype=np.float32)
+    return matrix
 
 
 def _auc(y: np.ndarray, scores: np.ndarray) -> float:
@@ -418,7 +452,9 @@ def _spec_dict(spec: FeatureSpec) -> dict[str, Any]:
     return data
 
 
-def _input_schema(dataset: Any, specs: list[FeatureSpec], train_matrix: np.ndarray, test_log_odds: np.ndarray) -> dict:
+def _input_schema(
+    data: CreditTrainingData, specs: list[FeatureSpec], train_matrix: np.ndarray, test_log_odds: np.ndarray
+) -> dict[str, Any]:
     features = []
     for i, spec in enumerate(specs):
         column = train_matrix[:, i].astype(np.float64)
@@ -430,67 +466,12 @@ def _input_schema(dataset: Any, specs: list[FeatureSpec], train_matrix: np.ndarr
         features.append({**_spec_dict(spec), "baseline": baseline})
     return {
         "features": features,
-        "ignored": [c["name"] for c in dataset.schema if c["role"] != ColumnRole.FEATURE],
-        "target": dataset.target,
-        "positive_label": dataset.positive_label,
-        "dataset_id": dataset.pk,
-        "dataset_name": dataset.name,
+        "ignored": list(data.not_features),
+        "target": data.dataset.target,
+        "positive_label": data.dataset.positive_label,
+        "dataset_id": data.dataset.id,
+        "dataset_name": data.dataset.name,
         "score_baseline": numeric_baseline(test_log_odds),
-    }
-
-
-def _model_card(
-    dataset: Any,
-    specs: list[FeatureSpec],
-    metrics: dict[str, Any],
-    p: dict[str, Any],
-    fingerprint: str,
-    *,
-    positive_rate: float,
-    rows: int,
-) -> dict[str, Any]:
-    """SR 11-7-style documentation generated with the version (editable text lives in the portal)."""
-    protected = [s.name for s in specs if any(h in s.name.lower() for h in PROTECTED_NAME_HINTS)]
-    limitations = [
-        f"Trained on {rows} historical applications from '{dataset.name}'; it predicts the default "
-        f"definition of column '{dataset.target}' (= {dataset.positive_label!r}) and nothing else.",
-        "Performance holds only for applicants like those in the training data; monitor PSI/CSI and "
-        "re-validate when the population or the product changes.",
-        "Rejected applicants are absent from historical data (no reject inference): PDs for profiles "
-        "that were usually declined are extrapolations.",
-        "Reason codes are TreeSHAP attributions of the model's log-odds; they explain the model, not causality.",
-    ]
-    if protected:
-        limitations.append(
-            "Features that look like protected characteristics under ECOA/Reg B are used: "
-            f"{', '.join(protected)}. Review with compliance before production use."
-        )
-    if not metrics["beats_baseline"]:
-        limitations.append("This model does NOT beat its logistic-regression baseline on the held-out split.")
-    return {
-        "model_type": "XGBoost gradient-boosted trees (binary:logistic), native categorical and missing handling",
-        "intended_use": "Estimate the probability of default of consumer credit applications for the "
-        "lender that trained it, to support approve/review/decline decisions with reason codes. "
-        "Decisions in the review band need a human analyst.",
-        "out_of_scope": "Applicants or products unlike the training data; uses other than credit underwriting.",
-        "data": {
-            "dataset_id": dataset.pk,
-            "dataset": dataset.name,
-            "rows": rows,
-            "positive_rate": round(positive_rate, 6),
-            "features": len(specs),
-            "categorical_features": sum(s.is_categorical for s in specs),
-            "fingerprint": fingerprint,
-        },
-        "evaluation": {
-            "split": metrics["split"],
-            "model": {k: metrics[k] for k in ("roc_auc", "gini", "ks", "brier", "log_loss")},
-            "baseline": {k: metrics["baseline"][k] for k in ("roc_auc", "gini", "ks", "brier", "log_loss")},
-            "beats_baseline": metrics["beats_baseline"],
-        },
-        "training": {"params": p, "xgboost_version": xgb.__version__, "trained_at": datetime.now(UTC).isoformat()},
-        "limitations": limitations,
-        "protected_attribute_candidates": protected,
     }
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.finance.choices import Decision, DecisionSource, StabilityBand
 from core.tenancy.models import TimeStampedModel
+from ml.models import ServedByVersion
 
 
 class CreditDataset(TimeStampedModel):
@@ -108,19 +109,17 @@ class ScoringBatch(TimeStampedModel):
         return f"Batch {self.pk} ({self.name})"
 
 
-class CreditDecision(models.Model):
+class CreditDecision(ServedByVersion):
     """One immutable credit decision: inputs as entered, the exact model and policy used, the outputs.
 
-    Everything needed to reproduce the decision is on the row: the model version (and its
-    artifact sha256), the scaling and thresholds in force, and the inputs as received.
+    Everything needed to reproduce the decision is on the row: the model version (`ServedByVersion`:
+    the version, its model name and number, filled with `served_by(version)`) and its artifact
+    sha256, the scaling and thresholds in force, and the inputs as received.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="credit_decisions")
     application_id = models.CharField(max_length=200)
-    model_version = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="+")
-    model_name = models.CharField(max_length=100)
-    model_version_number = models.PositiveIntegerField()
     artifact_sha256 = models.CharField(max_length=64)
     inputs = models.JSONField()
     log_odds_default = models.FloatField()

@@ -1,21 +1,28 @@
-"""The vectorised scoring engine shared by single scores, batches, replay and the benchmark.
+"""The vectorised scoring engine shared by single scores, batches, replay, monitoring and the benchmark.
 
-encoded matrix → log-odds (one `inplace_predict`) → PD, score, decision (numpy) → TreeSHAP
-contributions for the rows that need reasons only (review/decline, or all when asked).
+encoded matrix → log-odds (`ml.runtime.predict`) → PD, score, decision (numpy) → TreeSHAP
+contributions (`ml.runtime.explain`) for the rows that need reasons only (review/decline, or
+all when asked). The model itself is reached only through `ml.runtime`, which owns the cache,
+timing and the inference context; `credit_encoder(version)` is the version's recorded
+preprocessing (its `FeatureEncoder`), used to validate and encode applications first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from apps.finance.choices import Decision
-from apps.finance.ml import CreditModel, predict_contributions, predict_log_odds
+from apps.finance.feature_encoding import FeatureEncoder
 from apps.finance.reason_codes import reasons_for_row, top_reason_indices
 from apps.finance.scorecard import PolicySnapshot, probabilities
+from ml import runtime
+
+if TYPE_CHECKING:
+    from ml.models import ModelVersion
 
 
 @dataclass
@@ -29,8 +36,29 @@ class ScoredRows:
     reasons: list[list[dict[str, Any]] | None]
 
 
+def credit_encoder(version: ModelVersion) -> FeatureEncoder:
+    """The feature encoder `version` was trained with (features, names, index, ignored columns)."""
+    encoder: FeatureEncoder = runtime.preprocessor(version)
+    return encoder
+
+
+def _rows(matrix: np.ndarray) -> Sequence[np.ndarray]:
+    # A 2-D array is a sequence of rows, which numpy's stubs do not declare.
+    return cast(Sequence[np.ndarray], matrix)
+
+
+def log_odds_of(version: ModelVersion, matrix: np.ndarray) -> np.ndarray:
+    """Log-odds of default of each encoded row, predicted by `version` through the runtime."""
+    return np.asarray(runtime.predict(version, _rows(matrix)).outputs, dtype=np.float64).reshape(-1)
+
+
+def contributions_of(version: ModelVersion, matrix: np.ndarray) -> np.ndarray:
+    """TreeSHAP contributions (n, n_features) of each encoded row, computed by `version` through the runtime."""
+    return np.asarray(runtime.explain(version, _rows(matrix)).outputs)
+
+
 def score_matrix(
-    model: CreditModel,
+    version: ModelVersion,
     matrix: np.ndarray,
     policy: PolicySnapshot,
     *,
@@ -38,18 +66,18 @@ def score_matrix(
     reasons_needed: bool = True,
     inputs: Sequence[Mapping[str, Any]] | None = None,
 ) -> ScoredRows:
-    """Score an encoded matrix under `policy`.
+    """Score an encoded matrix with `version` under `policy`.
 
     Args:
-        model: the loaded credit model.
-        matrix: (n, n_features) float32 from the model's encoder.
+        version: the credit model version (served by `ml.runtime`).
+        matrix: (n, n_features) float32 from the version's encoder (`credit_encoder`).
         policy: scaling and thresholds.
         explain_all: compute reasons for approvals too (`"explain": true`).
         reasons_needed: False skips reason codes entirely (benchmarks, monitoring); the
             decision log never uses it: review/decline always carry reasons.
         inputs: the rows as entered, to echo each reason's feature value.
     """
-    log_odds = predict_log_odds(model, matrix)
+    log_odds = log_odds_of(version, matrix)
     scores = policy.scores(log_odds)
     decisions = policy.decisions(scores)
     reasons: list[list[dict[str, Any]] | None] = [None] * len(log_odds)
@@ -57,11 +85,12 @@ def score_matrix(
     rows = np.flatnonzero(needs) if reasons_needed else np.array([], dtype=np.int64)
     if rows.size:
         # Reg B: every adverse action carries its principal reasons; approvals only on request.
-        contributions = predict_contributions(model, matrix[rows])
+        contributions = contributions_of(version, matrix[rows])
         order = top_reason_indices(contributions)
+        features = credit_encoder(version).features
         for j, row in enumerate(rows):
             reasons[row] = reasons_for_row(
-                contributions[j], order[j], model.features, inputs[row] if inputs is not None else None
+                contributions[j], order[j], features, inputs[row] if inputs is not None else None
             )
     return ScoredRows(
         log_odds=log_odds,

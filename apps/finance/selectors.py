@@ -1,4 +1,10 @@
-"""Org-scoped reads of the finance app. Another organization's row is "not found", never forbidden."""
+"""Org-scoped reads of the finance app. Another organization's row is "not found", never forbidden.
+
+Models and versions come from the registry's kind-filtered selectors (`ml.selectors`
+`registered_model_get/list(domain="finance")`, `serving_version_get`): a model of another
+domain is "not found" too, the one answer every domain gives. The monitoring report, a read
+that needs the model, lives in `apps.finance.monitoring`.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,14 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from apps.finance.choices import DEFAULT_MODEL_NAME, MODEL_KIND
+from apps.finance.choices import DEFAULT_MODEL_NAME, DOMAIN
 from apps.finance.models import CreditDataset, CreditDecision, CreditPolicy, MonitoringSnapshot, ScoringBatch
 from apps.finance.scorecard import PolicySnapshot
 from core.errors import NotFound, ValidationFailed
 from core.tenancy.models import Organization
-from ml.choices import PRODUCTION_ALIAS
-from ml.models import ModelAlias, ModelVersion, RegisteredModel
-from ml.selectors import model_version_get, model_version_get_by_alias, registered_model_get
+from ml.models import ModelVersion, TrainingRun
+from ml.selectors import registered_model_get, serving_version_get
+from ml.selectors import training_run_get as ml_training_run_get
 
 
 def dataset_list(*, org: Organization) -> QuerySet[CreditDataset]:
@@ -45,55 +51,36 @@ def policy_snapshot(policy: CreditPolicy) -> PolicySnapshot:
     )
 
 
-def credit_model_list(*, org: Organization) -> QuerySet[RegisteredModel]:
-    return RegisteredModel.objects.filter(organization=org, kind=MODEL_KIND).prefetch_related("versions", "aliases")
-
-
-def credit_model_get(*, org: Organization, name: str) -> RegisteredModel:
-    model = registered_model_get(org=org, name=name)
-    if model.kind != MODEL_KIND:
-        raise NotFound(f"Model {name!r} is not a credit model.")
-    return model
-
-
 # Large JSON columns a score never reads: the loaded model (cached per process) carries the
 # schema and encoder, and `manifest` is fetched lazily on the rare cache miss that loads it.
-_NOT_NEEDED_TO_SCORE = ("params", "metrics", "model_card", "input_schema", "manifest")
+NOT_NEEDED_TO_SCORE = ("params", "metrics", "model_card", "input_schema", "manifest")
 
 
-def serving_version(*, org: Organization, name: str | None = None, number: int | None = None) -> ModelVersion:
+def credit_version_get(
+    *,
+    org: Organization,
+    name: str | None = None,
+    number: int | None = None,
+    defer: tuple[str, ...] = NOT_NEEDED_TO_SCORE,
+) -> ModelVersion:
     """The version a score uses: `name`'s production version (or version `number`).
 
     Without a name: the model called `credit-risk`, else the organization's most recently
-    promoted credit model. This is on the single-score hot path: one small query when the
-    version exists; the detailed not-found answers are worked out only on a miss.
+    promoted finance model. A model of another domain is not found. On the single-score hot
+    path this is one small query (the registry's `serving_version_get`); pass `defer=()` when
+    the caller reads the version's metrics or input schema.
     """
-    if not name:
-        names = list(
-            ModelAlias.objects.filter(
-                registered_model__organization=org, registered_model__kind=MODEL_KIND, name=PRODUCTION_ALIAS
-            )
-            .order_by("-updated_at")
-            .values_list("registered_model__name", flat=True)
-        )
-        if not names:
-            raise NotFound("This organization has no production credit model yet: train one first.", code="no_model")
-        name = DEFAULT_MODEL_NAME if DEFAULT_MODEL_NAME in names else names[0]
-    versions = (
-        ModelVersion.objects.select_related("registered_model")
-        .defer(*_NOT_NEEDED_TO_SCORE)
-        .filter(registered_model__organization=org, registered_model__name=name, registered_model__kind=MODEL_KIND)
+    return serving_version_get(
+        org=org, name=name, number=number, domain=DOMAIN, default_name=DEFAULT_MODEL_NAME, defer=defer
     )
-    if number is not None:
-        version = versions.filter(number=number).first()
-    else:
-        version = versions.filter(aliases__name=PRODUCTION_ALIAS).first()
-    if version is not None:
-        return version
-    credit_model_get(org=org, name=name)  # not found, or not a credit model
-    if number is not None:
-        return model_version_get(org=org, name=name, number=number)
-    return model_version_get_by_alias(org=org, name=name, alias=PRODUCTION_ALIAS)
+
+
+def training_run_get(*, org: Organization, run_id: Any) -> TrainingRun:
+    """A finance training run of the organization; a run of another domain's kind is not found."""
+    run = ml_training_run_get(org=org, run_id=run_id)
+    if run.kind.split(".", 1)[0] != DOMAIN:  # kinds are named `<domain>.<family>`
+        raise NotFound("Training run not found.")
+    return run
 
 
 def decision_list(
@@ -152,7 +139,8 @@ def batch_get(*, org: Organization, batch_id: Any) -> ScoringBatch:
 
 
 def monitoring_history(*, org: Organization, name: str, limit: int = 50) -> list[MonitoringSnapshot]:
-    credit_model_get(org=org, name=name)
+    """The stored snapshots of finance model `name`, newest first (PSI over time)."""
+    registered_model_get(org=org, name=name, domain=DOMAIN)
     return list(
         MonitoringSnapshot.objects.filter(organization=org, model_name=name)
         .select_related("model_version")

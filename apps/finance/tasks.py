@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from apps.finance import services
+from apps.finance import batch_scoring, monitoring
 from apps.finance.choices import BATCH_JOB_KIND, MODEL_KIND, MONITORING_JOB_KIND
 from core.jobs.choices import JobQueue
 from core.jobs.runner import JobContext, job_function
@@ -19,12 +19,12 @@ MONITORING_SWEEP_TASK = "apps.finance.tasks.monitoring_sweep"
 
 @job_function(BATCH_JOB_KIND, queue=JobQueue.INFERENCE)
 def batch_score(ctx: JobContext) -> dict[str, Any]:
-    return services.batch_execute(batch_id=int(ctx.params["batch_id"]), report=ctx.report)
+    return batch_scoring.batch_execute(batch_id=int(ctx.params["batch_id"]), report=ctx.report)
 
 
 @job_function(MONITORING_JOB_KIND, queue=JobQueue.DEFAULT)
 def monitoring_snapshot(ctx: JobContext) -> dict[str, Any]:
-    snapshot = services.monitoring_snapshot_create(
+    snapshot = monitoring.monitoring_snapshot_create(
         actor=ctx.actor,
         name=str(ctx.params["model"]),
         window_days=int(ctx.params.get("window_days", 30)),
@@ -40,7 +40,7 @@ def monitoring_sweep() -> list[int]:
         "registered_model__organization"
     )
     return [
-        services.monitoring_enqueue(
+        monitoring.monitoring_enqueue(
             actor=Actor.system(alias.registered_model.organization), name=alias.registered_model.name
         ).pk
         for alias in aliases

@@ -15,9 +15,8 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from apps.finance import charts, selectors, services
-from apps.finance.choices import ColumnRole, DecisionSource
-from apps.finance.credit_metrics import policy_outcomes
+from apps.finance import batch_scoring, presenters, selectors, services
+from apps.finance.choices import DOMAIN, ColumnRole, DecisionSource
 from apps.finance.forms import (
     BatchForm,
     DatasetUploadForm,
@@ -27,14 +26,14 @@ from apps.finance.forms import (
     TrainForm,
     application_form_for,
 )
-from apps.finance.ml import CreditModel
+from apps.finance.monitoring import monitoring_enqueue, monitoring_report
+from apps.finance.scoring import credit_encoder
 from core.errors import DomainError
 from core.portal.access import role_required
 from core.portal.forms import add_domain_error
 from core.tenancy.actors import Actor
 from core.tenancy.choices import Role
-from ml.runtime import load_version
-from ml.selectors import model_version_get, training_run_get
+from ml.selectors import model_version_get, registered_model_get, registered_model_list
 
 analyst_required = role_required(
     Role.CREDIT_ANALYST, message="The credit portal is for credit analysts and organization admins."
@@ -48,7 +47,7 @@ def home(request: HttpRequest, actor: Actor) -> HttpResponse:
         request,
         "finance/home.html",
         {
-            "models": selectors.credit_model_list(org=org),
+            "models": registered_model_list(org=org, domain=DOMAIN),
             "datasets": selectors.dataset_list(org=org)[:10],
             "batches": selectors.batch_list(org=org)[:5],
             "decisions": selectors.decision_list(org=org)[:10],
@@ -117,44 +116,12 @@ def dataset_detail(request: HttpRequest, actor: Actor, dataset_id: int) -> HttpR
 
 @analyst_required
 def training_run(request: HttpRequest, actor: Actor, run_id: int) -> HttpResponse:
-    run = training_run_get(org=actor.organization, run_id=run_id)
+    run = selectors.training_run_get(org=actor.organization, run_id=run_id)  # another domain's run is 404
     version = getattr(run, "version", None)
     return render(request, "finance/training_run.html", {"run": run, "version": version})
 
 
 # --- Models ------------------------------------------------------------------------------------------
-
-
-def _version_context(version: Any, org: Any) -> dict[str, Any]:
-    metrics = version.metrics or {}
-    baseline = metrics.get("baseline") or {}
-    rows = [
-        (label, metrics.get(key), baseline.get(key), better)
-        for label, key, better in (
-            ("ROC AUC", "roc_auc", "higher"),
-            ("Gini", "gini", "higher"),
-            ("KS", "ks", "higher"),
-            ("Brier score", "brier", "lower"),
-            ("Log loss", "log_loss", "lower"),
-        )
-    ]
-    policy = selectors.policy_snapshot(selectors.policy_get(org=org))
-    outcomes = policy_outcomes(metrics["margin_table"], policy) if metrics.get("margin_table") else None
-    return {
-        "version": version,
-        "metric_rows": rows,
-        "outcomes": outcomes,
-        "roc_svg": charts.roc_chart(
-            [("XGBoost", metrics.get("roc_curve", [])), ("Logistic baseline", baseline.get("roc_curve", []))]
-        ),
-        "calibration_svg": charts.calibration_chart(
-            [("XGBoost", metrics.get("calibration", [])), ("Logistic baseline", baseline.get("calibration", []))]
-        ),
-        "importance_svg": charts.bar_chart(
-            [(f["feature"], f["gain_share"]) for f in metrics.get("feature_importance", [])],
-            title="Feature importance (share of total gain)",
-        ),
-    }
 
 
 def _promote(request: HttpRequest, *, actor: Actor, name: str, form: PromoteForm) -> None:
@@ -167,7 +134,7 @@ def _promote(request: HttpRequest, *, actor: Actor, name: str, form: PromoteForm
 @analyst_required
 def model_detail(request: HttpRequest, actor: Actor, name: str, number: int | None = None) -> HttpResponse:
     org = actor.organization
-    model = selectors.credit_model_get(org=org, name=name)
+    model = registered_model_get(org=org, name=name, domain=DOMAIN)
     aliases = {a.name: a.version.number for a in model.aliases.all()}
     if number is None:
         number = aliases.get("production") or max((v.number for v in model.versions.all()), default=0)
@@ -188,7 +155,7 @@ def model_detail(request: HttpRequest, actor: Actor, name: str, number: int | No
             "versions": model.versions.order_by("-number"),
             "promote_form": promote_form,
             "can_promote": actor.is_org_admin,
-            **_version_context(version, org),
+            **presenters.version_page(version, selectors.policy_snapshot(selectors.policy_get(org=org))),
         },
     )
 
@@ -196,7 +163,7 @@ def model_detail(request: HttpRequest, actor: Actor, name: str, number: int | No
 @analyst_required
 def model_compare(request: HttpRequest, actor: Actor, name: str) -> HttpResponse:
     org = actor.organization
-    model = selectors.credit_model_get(org=org, name=name)
+    model = registered_model_get(org=org, name=name, domain=DOMAIN)
     numbers = sorted((v.number for v in model.versions.all()), reverse=True)
     try:
         a = int(request.GET.get("a") or (numbers[1] if len(numbers) > 1 else numbers[0]))
@@ -213,22 +180,6 @@ def model_compare(request: HttpRequest, actor: Actor, name: str) -> HttpResponse
             messages.error(request, exc.message)
         return redirect(f"{request.path}?a={a}&b={b}")
     aliases = {alias.name: alias.version.number for alias in model.aliases.all()}
-    keys = ("roc_auc", "gini", "ks", "brier", "log_loss")
-    rows = [(key, left.metrics.get(key), right.metrics.get(key)) for key in keys]
-    rows.append(
-        (
-            "baseline roc_auc",
-            left.metrics.get("baseline", {}).get("roc_auc"),
-            right.metrics.get("baseline", {}).get("roc_auc"),
-        )
-    )
-    rows.append(("rounds", left.metrics.get("rounds"), right.metrics.get("rounds")))
-    rows.append(
-        ("training rows", left.metrics.get("split", {}).get("train"), right.metrics.get("split", {}).get("train"))
-    )
-    roc = charts.roc_chart(
-        [(f"v{a}", left.metrics.get("roc_curve", [])), (f"v{b}", right.metrics.get("roc_curve", []))]
-    )
     return render(
         request,
         "finance/model_compare.html",
@@ -237,9 +188,7 @@ def model_compare(request: HttpRequest, actor: Actor, name: str) -> HttpResponse
             "numbers": numbers,
             "left": left,
             "right": right,
-            "rows": rows,
-            "roc_svg": roc,
-            "pair": [left] if a == b else [left, right],
+            **presenters.compare_page(left, right),
             "production": aliases.get("production"),
             "can_promote": actor.is_org_admin,
         },
@@ -251,9 +200,8 @@ def model_compare(request: HttpRequest, actor: Actor, name: str) -> HttpResponse
 
 @analyst_required
 def score(request: HttpRequest, actor: Actor) -> HttpResponse:
-    version = selectors.serving_version(org=actor.organization, name=request.GET.get("model") or None)
-    model: CreditModel = load_version(version).model
-    form_class = application_form_for(model.features)
+    version = selectors.credit_version_get(org=actor.organization, name=request.GET.get("model") or None)
+    form_class = application_form_for(credit_encoder(version).features)
     form = form_class(request.POST or None)
     decision = None
     if request.method == "POST" and form.is_valid():
@@ -296,7 +244,7 @@ def batch_list(request: HttpRequest, actor: Actor) -> HttpResponse:
     form = BatchForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            batch = services.batch_create(
+            batch = batch_scoring.batch_create(
                 actor=actor,
                 upload=form.cleaned_data["file"],
                 model_name=form.cleaned_data["model"] or None,
@@ -322,7 +270,7 @@ def batch_detail(request: HttpRequest, actor: Actor, batch_id: int) -> HttpRespo
 def batch_results(request: HttpRequest, actor: Actor, batch_id: int) -> FileResponse:
     batch = selectors.batch_get(org=actor.organization, batch_id=batch_id)
     try:
-        services.batch_results_read(actor=actor, batch=batch)
+        batch_scoring.batch_results_read(actor=actor, batch=batch)
     except DomainError as exc:
         raise Http404(exc.message) from exc
     return FileResponse(
@@ -337,40 +285,15 @@ def batch_results(request: HttpRequest, actor: Actor, batch_id: int) -> FileResp
 def monitoring(request: HttpRequest, actor: Actor, name: str) -> HttpResponse:
     window = selectors.parse_window_days(request.GET.get("window_days"))
     if request.method == "POST":
-        job = services.monitoring_enqueue(actor=actor, name=name, window_days=window)
+        job = monitoring_enqueue(actor=actor, name=name, window_days=window)
         messages.success(request, "Monitoring snapshot started.")
         return redirect(f"/jobs/{job.pk}/")
-    report = services.monitoring_report(actor=actor, name=name, window_days=window)
+    report = monitoring_report(org=actor.organization, name=name, window_days=window)
     history = list(reversed(selectors.monitoring_history(org=actor.organization, name=name)))
-    csi_snapshots = history[-8:]
-    csi_features = [f["feature"] for f in report["features"][:10]] or sorted(
-        {f["feature"] for s in csi_snapshots for f in s.report.get("features", [])}
-    )[:10]
-    # One row per feature, one cell per stored snapshot: how each characteristic drifted over time.
-    csi_history = [
-        (
-            feature,
-            [next((f for f in s.report.get("features", []) if f["feature"] == feature), None) for s in csi_snapshots],
-        )
-        for feature in csi_features
-    ]
     return render(
         request,
         "finance/monitoring.html",
-        {
-            "name": name,
-            "window": window,
-            "report": report,
-            "history": history,
-            "csi_snapshots": csi_snapshots,
-            "csi_history": csi_history,
-            "csi_svg": charts.bar_chart(
-                [(f["feature"], f["csi"]) for f in report["features"]], title="CSI per feature", value_format="{:.3f}"
-            ),
-            "psi_svg": charts.psi_history_chart(
-                [(s.created_at.strftime("%Y-%m-%d %H:%M"), s.score_psi) for s in history if s.score_psi is not None]
-            ),
-        },
+        {"name": name, "window": window, **presenters.monitoring_page(report, history)},
     )
 
 
@@ -379,8 +302,10 @@ def policy(request: HttpRequest, actor: Actor) -> HttpResponse:
     current = selectors.policy_get(org=actor.organization)
     form = PolicyForm(request.POST or None, instance=current)
     if request.method == "POST":
-        if not actor.is_org_admin:
-            raise PermissionDenied("Only organization admins may change the credit policy.")
+        try:
+            actor.require_org_admin("change the credit policy")
+        except DomainError as exc:
+            raise PermissionDenied(exc.message) from exc
         if form.is_valid():
             try:
                 fields = {k: form.cleaned_data[k] for k in form.Meta.fields}
@@ -389,6 +314,5 @@ def policy(request: HttpRequest, actor: Actor) -> HttpResponse:
                 return redirect("finance:policy")
             except DomainError as exc:
                 add_domain_error(form, exc)
-    snapshot = selectors.policy_snapshot(current)
-    examples = [(s, snapshot.pd_at_score(s)) for s in range(440, 701, 20)]
+    examples = presenters.policy_examples(selectors.policy_snapshot(current))
     return render(request, "finance/policy.html", {"form": form, "examples": examples, "can_edit": actor.is_org_admin})
