@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Case, Prefetch, QuerySet, When
 
 from core.errors import NotFound
 from core.tenancy.models import Organization
@@ -73,35 +73,41 @@ def serving_version_get(
     """The version a prediction uses: version `number` of model `name`, else what `alias` points at.
 
     Without a name: `default_name` when it has the alias, else the organization's model of this
-    kind/domain whose alias moved last. On the hot path this is one small query when the version
-    exists; the precise not-found answer (no model, wrong kind, no such version, no alias) is
+    kind/domain whose alias moved last. On the hot path this is one small query (no ORDER BY from
+    the models' default orderings, which would join the organization), whether or not a name is
+    given; the precise not-found answer (no model, wrong kind, no such version, no alias) is
     worked out only on a miss. A model of another kind or domain is not found.
     """
-    if not name:
-        candidates = ModelAlias.objects.filter(registered_model__organization=org, name=alias)
-        if kind:
-            candidates = candidates.filter(registered_model__kind=kind)
-        if domain:
-            candidates = candidates.filter(registered_model__kind__startswith=f"{domain}.")
-        names = list(candidates.order_by("-updated_at").values_list("registered_model__name", flat=True))
-        if not names:
-            what = kind or (f"{domain} " if domain else "") + "model"
-            raise NotFound(f"This organization has no {alias} {what} yet: train or import one first.", code="no_model")
-        name = default_name if default_name in names else names[0]
     versions = (
-        ModelVersion.objects.select_related("registered_model")
-        .defer(*defer)
-        .filter(registered_model__organization=org, registered_model__name=name)
+        ModelVersion.objects.select_related("registered_model").defer(*defer).filter(registered_model__organization=org)
     )
     if kind:
         versions = versions.filter(registered_model__kind=kind)
     if domain:
         versions = versions.filter(registered_model__kind__startswith=f"{domain}.")
-    version = (
-        versions.filter(number=number).first() if number is not None else versions.filter(aliases__name=alias).first()
-    )
+    if name:
+        versions = versions.filter(registered_model__name=name)
+        if number is not None:
+            version = versions.filter(number=number).order_by().first()
+        else:
+            version = versions.filter(aliases__name=alias).order_by().first()
+    else:
+        # the default model first, then the one whose alias moved last: one query either way
+        version = (
+            versions.filter(aliases__name=alias)
+            .annotate(is_default=Case(When(registered_model__name=default_name, then=1), default=0))
+            .order_by("-is_default", "-aliases__updated_at", "-pk")
+            .first()
+        )
+        if version is None:
+            what = kind or (f"{domain} " if domain else "") + "model"
+            raise NotFound(f"This organization has no {alias} {what} yet: train or import one first.", code="no_model")
+        if number is not None:
+            name = version.registered_model.name
+            version = versions.filter(registered_model__name=name, number=number).order_by().first()
     if version is not None:
         return version
+    assert name  # narrowed: every nameless miss has raised or taken the default's name above
     registered_model_get(org=org, name=name, kind=kind, domain=domain)  # not found, or another kind
     if number is not None:
         return model_version_get(org=org, name=name, number=number)
@@ -160,8 +166,12 @@ def model_version_live_at(
     return event.to_version if event else None
 
 
-def training_run_get(*, org: Organization, run_id: int) -> TrainingRun:
+def training_run_get(*, org: Organization, run_id: int | str, domain: str | None = None) -> TrainingRun:
+    """A training run of the organization; with `domain`, a run of another domain's kind is not found too."""
+    runs = TrainingRun.objects.select_related("registered_model", "job").filter(organization=org)
+    if domain:
+        runs = runs.filter(kind__startswith=f"{domain}.")
     try:
-        return TrainingRun.objects.select_related("registered_model", "job").get(organization=org, pk=run_id)
-    except (TrainingRun.DoesNotExist, ValueError) as exc:
+        return runs.get(pk=run_id)
+    except (TrainingRun.DoesNotExist, ValueError, TypeError) as exc:
         raise NotFound("Training run not found.") from exc

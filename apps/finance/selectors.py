@@ -77,10 +77,7 @@ def credit_version_get(
 
 def training_run_get(*, org: Organization, run_id: Any) -> TrainingRun:
     """A finance training run of the organization; a run of another domain's kind is not found."""
-    run = ml_training_run_get(org=org, run_id=run_id)
-    if run.kind.split(".", 1)[0] != DOMAIN:  # kinds are named `<domain>.<family>`
-        raise NotFound("Training run not found.")
-    return run
+    return ml_training_run_get(org=org, run_id=run_id, domain=DOMAIN)
 
 
 def decision_list(

@@ -68,3 +68,27 @@ def test_no_model_of_the_domain_is_a_no_model_not_found(org, other_org, tiny_kin
     assert missing.value.code == "no_model"
     with pytest.raises(NotFound):
         serving_version_get(org=org, name="tiny", domain="tests")
+
+
+def test_the_serving_version_is_one_query_with_or_without_a_name(org, tiny_kind, django_assert_num_queries):
+    # given
+    _import(org, "first")
+    v2 = _import(org, "first", weight=2.0)
+    model_alias_set(actor=Actor.system(org), name="first", alias="production", version_number=2)
+    # then: one query on the hot path, and it is the production version
+    with django_assert_num_queries(1):
+        assert serving_version_get(org=org, name="first", domain="tests").pk == v2.pk
+    with django_assert_num_queries(1):
+        assert serving_version_get(org=org, domain="tests", default_name="first").pk == v2.pk
+    with django_assert_num_queries(1):
+        assert serving_version_get(org=org, domain="tests").registered_model.name == "first"
+
+
+def test_a_version_number_without_a_name_is_of_the_default_model(org, tiny_kind):
+    # given
+    _import(org, "first")
+    v2 = _import(org, "first", weight=2.0)
+    # then
+    assert serving_version_get(org=org, domain="tests", default_name="first", number=2).pk == v2.pk
+    with pytest.raises(NotFound):
+        serving_version_get(org=org, domain="tests", default_name="first", number=9)
