@@ -177,15 +177,6 @@ def test_reasons_name_the_two_features_that_drive_default_in_order_and_direction
     assert "utilization" not in {r["feature"] for r in mixed["reason_codes"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="CreditXGBoost.train early-stops on validation AUC with save_best=True: AUC (a ranking "
-    "metric, noisy on 600 validation rows) peaks after 4 trees here, so the kept booster's margins "
-    "are shrunk toward the base rate: PD 0.59 for an applicant whose true PD is 0.97, 0.20 for one "
-    "at 0.004 (validation log-loss 0.51). Fix: early-stop on logloss (metric_name='logloss', "
-    "maximize=False; checked by patching the callback: 0.85 / 0.02)",
-)
 def test_pds_of_a_clean_two_driver_model_are_close_to_the_true_pds(api):
     # given the two-driver model, whose true PD is 1 / (1 + exp(-logit))
     _two_driver_model(api)
