@@ -30,6 +30,8 @@ PROFILE_CHUNK_ROWS = 10_000
 MAX_COLUMNS = 2_000
 MAX_CATEGORIES = 200  # a categorical feature with more distinct values is excluded (id-like / free text)
 TRACK_DISTINCT = 1_000  # distinct values counted per column before we stop (memory bound)
+# Longest cell a batch row may carry (the csv module's default limit); longer is that row's error.
+MAX_CELL_CHARS = 131_072
 NA_VALUES = ["", "NA", "N/A", "n/a", "na", "NaN", "nan", "NULL", "null", "None", "?", "-"]
 _ID_NAME = re.compile(r"^(id|.*[_ ]id|.*_no|application|applicant|customer|account)$", re.IGNORECASE)
 _BOOLEAN_TARGETS = ({"0", "1"}, {"false", "true"}, {"no", "yes"}, {"n", "y"})
@@ -49,6 +51,13 @@ class CsvFormat:
     encoding: str
     delimiter: str
     header: list[str]
+    raw_header: list[str] | None = None  # as the parser sees it (before stripping); None = same as header
+
+    def raw_name(self, name: str) -> str:
+        """The header cell as written for the stripped column `name` (what pandas' `usecols` matches)."""
+        if self.raw_header is None:
+            return name
+        return dict(zip(self.header, self.raw_header, strict=True)).get(name, name)
 
 
 def sniff_format(handle: IO[bytes]) -> CsvFormat:
@@ -72,11 +81,12 @@ def sniff_format(handle: IO[bytes]) -> CsvFormat:
         encoding = "latin-1"  # real-world exports from older systems; every byte decodes
     text = sample.decode(encoding, errors="replace")
     first_line = text.splitlines()[0] if text.splitlines() else ""
-    delimiter = max([",", ";", "\t", "|"], key=first_line.count)
-    if first_line.count(delimiter) == 0:
+    counts = _delimiters_outside_quotes(first_line)
+    delimiter = max([",", ";", "\t", "|"], key=lambda candidate: counts[candidate])
+    if counts[delimiter] == 0:
         raise _not_csv("The file does not look like a CSV: its first line has a single column.")
-    header = next(csv.reader(io.StringIO(first_line), delimiter=delimiter))
-    header = [name.strip() for name in header]
+    raw_header = next(csv.reader(io.StringIO(first_line), delimiter=delimiter, skipinitialspace=True))
+    header = [name.strip() for name in raw_header]
     if len(header) > MAX_COLUMNS:
         raise _not_csv(f"The file has {len(header)} columns; at most {MAX_COLUMNS} are supported.")
     if any(not name for name in header):
@@ -85,7 +95,22 @@ def sniff_format(handle: IO[bytes]) -> CsvFormat:
     if duplicates:
         message = f"Duplicate column names in the header: {', '.join(duplicates)}."
         raise ValidationFailed(message, code="duplicate_columns", fields={"file": [message]})
-    return CsvFormat(encoding=encoding, delimiter=delimiter, header=header)
+    return CsvFormat(
+        encoding=encoding, delimiter=delimiter, header=header, raw_header=raw_header if raw_header != header else None
+    )
+
+
+def _delimiters_outside_quotes(line: str) -> Counter[str]:
+    """How often each character occurs outside double quotes: a quoted header name such as
+    "income, net" in a `;` file must not make the comma look like the delimiter."""
+    counts: Counter[str] = Counter()
+    quoted = False
+    for character in line:
+        if character == '"':
+            quoted = not quoted
+        elif not quoted:
+            counts[character] += 1
+    return counts
 
 
 def _not_csv(message: str) -> ValidationFailed:
@@ -102,6 +127,11 @@ def read_chunks(
 ) -> Iterator[pd.DataFrame]:
     """Yield the file as text DataFrames (missing cells are NaN), `chunk_rows` rows at a time."""
     handle.seek(0)
+    if usecols is not None:
+        # pandas matches `usecols`/`dtype` against the header as written ("age " with its space)
+        usecols = [fmt.raw_name(name) for name in usecols]
+        if isinstance(dtype, dict):
+            dtype = {fmt.raw_name(name): kind for name, kind in dtype.items()}
     try:
         reader = pd.read_csv(
             handle,
@@ -149,6 +179,8 @@ def read_row_chunks(
     handle.seek(0)
     # errors="replace": a stray byte must not sink the batch; it surfaces as that row's unknown value.
     text = io.TextIOWrapper(handle, encoding=fmt.encoding, errors="replace", newline="")
+    # The csv module's own cell limit raises mid-row and loses the row's id: lift it, check here.
+    csv.field_size_limit(max(csv.field_size_limit(), 64 * MAX_CELL_CHARS))
     reader = csv.reader(text, delimiter=fmt.delimiter, skipinitialspace=True)
     width = len(fmt.header)
     positions = [fmt.header.index(name) for name in usecols]
@@ -171,7 +203,12 @@ def read_row_chunks(
             else:
                 if not cells:
                     continue
-                if len(cells) == width:
+                oversized = any(len(cell) > MAX_CELL_CHARS for cell in cells)
+                if oversized:
+                    first = cells[0] if cells and len(cells[0]) <= MAX_CELL_CHARS else None
+                    rows.append([first if p == 0 and first not in na_values else None for p in positions])
+                    errors.append(f"unreadable row: field larger than field limit ({MAX_CELL_CHARS} characters)")
+                elif len(cells) == width:
                     rows.append([None if cells[p] in na_values else cells[p] for p in positions])
                     errors.append("")
                 else:

@@ -230,13 +230,6 @@ def test_numbers_the_model_cannot_represent_are_a_per_field_400(api, trained_mod
     assert not CreditDecision.objects.filter(application_id="BIG").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a header 'age ,...' is accepted (201, column 'age') but training fails: load_training_matrix "
-    "passes the stripped names as pandas usecols, which match the raw header ('Usecols do not match "
-    "columns'). Fix in apps/finance/csv_ingest.py read_chunks (see test_csv_ingest.py's xfail)",
-)
 @pytest.mark.django_db(transaction=True)
 def test_a_dataset_whose_header_has_trailing_spaces_trains(api, credit_frame):
     # given an export whose header pads two names with a space

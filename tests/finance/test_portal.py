@@ -213,6 +213,7 @@ def test_drift_page_shows_psi_and_csi_over_time(api, analyst_client, trained_mod
     # given shifted decisions and two stored snapshots
     shifted = credit_frame.drop(columns=["default"]).head(60).copy()
     shifted["num_delinquencies"] = 6
+    shifted["num_inquiries_6m"] = 6  # two risk drivers at once: the score distribution moves past PSI 0.25
     api.post("/api/v1/finance/batches/", {"file": csv_upload(shifted)}, format="multipart")
     url = "/portal/finance/models/credit-risk/monitoring/"
     for _ in range(2):
