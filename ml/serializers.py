@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ml.models import ModelAliasEvent, ModelVersion, RegisteredModel
+from core.jobs.serializers import JobOutputSerializer
+from ml.models import ModelAliasEvent, ModelVersion, RegisteredModel, TrainingRun
 
 
 class ModelVersionSummarySerializer(serializers.Serializer[ModelVersion]):
@@ -99,3 +101,45 @@ class ModelAliasEventSerializer(serializers.Serializer[ModelAliasEvent]):
         ordered["from"] = serializers.IntegerField(source="from_version.number", read_only=True, allow_null=True)
         ordered.update(fields)
         return ordered
+
+
+class TrainingRunVersionSerializer(serializers.Serializer[ModelVersion]):
+    """The version a finished training run produced."""
+
+    number = serializers.IntegerField(read_only=True)
+    metrics = serializers.JSONField(read_only=True)
+
+    class Meta:
+        ref_name = "MlTrainingRunVersion"
+
+
+class TrainingRunSerializer(serializers.Serializer[TrainingRun]):
+    """A training run as every domain's API shows it: its job (poll it for progress), the live
+    metrics reported while training, and once done the version it produced.
+
+    A domain subclasses it only to add what is its own (e.g. which dataset it trained on) and
+    names its subclass's `Meta.ref_name`.
+    """
+
+    id = serializers.IntegerField(source="pk", read_only=True)
+    model = serializers.CharField(source="registered_model.name", read_only=True)
+    kind = serializers.CharField(read_only=True)
+    status = serializers.CharField(source="job.status", read_only=True)
+    params = serializers.JSONField(read_only=True)
+    promote = serializers.BooleanField(read_only=True)
+    parent_version = serializers.IntegerField(source="parent_version.number", read_only=True, allow_null=True)
+    live_metrics = serializers.JSONField(read_only=True)
+    version = serializers.SerializerMethodField()
+    job = JobOutputSerializer(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    class Meta:
+        ref_name = "MlTrainingRun"
+
+    @extend_schema_field(TrainingRunVersionSerializer(allow_null=True))
+    def get_version(self, run: TrainingRun) -> dict[str, Any] | None:
+        try:
+            version = run.version
+        except ObjectDoesNotExist:  # the reverse one-to-one raises while the run has no version
+            return None
+        return {"number": version.number, "metrics": version.metrics}

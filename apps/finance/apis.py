@@ -29,10 +29,10 @@ from apps.finance.serializers import (
 from core.api.fields import RowIdField
 from core.api.schema import conflict, referenced_not_found
 from core.api.views import OrgAPIView
-from core.errors import NotFound
 from core.jobs.serializers import JobOutputSerializer
 from ml.models import TrainingRun
 from ml.selectors import model_version_get, registered_model_get, registered_model_list, training_run_get
+from ml.serializers import TrainingRunSerializer
 
 
 class FinanceApi(OrgAPIView):
@@ -96,20 +96,24 @@ class DatasetDetailApi(FinanceApi):
 # --- Training --------------------------------------------------------------------------------------
 
 
-class TrainingRunOutputSerializer(serializers.Serializer[TrainingRun]):
-    id = serializers.IntegerField()
-    model = serializers.CharField(source="registered_model.name")
+class TrainingRunOutputSerializer(TrainingRunSerializer):
+    """The registry's training run plus the credit dataset it trained on.
+
+    `version` is the produced version's number here (finance clients read an integer since the
+    first release); the registry's shape with its metrics is `GET /api/v1/ml/models/{name}/versions/{n}/`.
+    """
+
     dataset = serializers.SerializerMethodField()
-    params = serializers.JSONField()
-    promote = serializers.BooleanField()
-    job = JobOutputSerializer()
-    live_metrics = serializers.JSONField()
-    version = serializers.SerializerMethodField()
+    version = serializers.SerializerMethodField()  # an int here, see the docstring
+
+    class Meta:
+        ref_name = "FinanceTrainingRun"
 
     def get_dataset(self, run: TrainingRun) -> int | None:
-        return run.data.get("dataset_id")
+        dataset_id = run.data.get("dataset_id")
+        return int(dataset_id) if dataset_id is not None else None
 
-    def get_version(self, run: TrainingRun) -> int | None:
+    def get_version(self, run: TrainingRun) -> int | None:  # type: ignore[override]  # see the class docstring
         version = getattr(run, "version", None)
         return version.number if version is not None else None
 
@@ -143,9 +147,7 @@ class TrainingRunListApi(FinanceApi):
 class TrainingRunDetailApi(FinanceApi):
     @extend_schema(responses=TrainingRunOutputSerializer)
     def get(self, request: Request, run_id: int) -> Response:
-        run = training_run_get(org=self.org, run_id=run_id)
-        if not run.kind.startswith("finance."):
-            raise NotFound("Training run not found.")
+        run = training_run_get(org=self.org, run_id=run_id, domain=DOMAIN)
         return Response(TrainingRunOutputSerializer(run).data)
 
 
