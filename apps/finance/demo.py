@@ -32,7 +32,7 @@ def finance_demo_seed(*, org: Organization, stdout: Any) -> None:
     if ModelAlias.objects.filter(
         registered_model__organization=org, registered_model__name=DEFAULT_MODEL_NAME
     ).exists():
-        stdout.write(f"  credit model {DEFAULT_MODEL_NAME!r} already in production")  # type: ignore[attr-defined]
+        stdout.write(f"  credit model {DEFAULT_MODEL_NAME!r} already in production")
     else:
         _demo_model_train(actor=actor, stdout=stdout)
     if not ScoringBatch.objects.filter(organization=org, name=DEMO_BATCH).exists():
@@ -58,7 +58,7 @@ def _demo_model_train(*, actor: Actor, stdout: Any) -> None:
         dataset = dataset_schema_update(actor=actor, dataset=dataset, columns=edits)
     run = training_start(actor=actor, dataset=dataset, model_name=DEFAULT_MODEL_NAME, params={"n_estimators": 400})
     job_execute(job_id=run.job_id)  # inline, so the demo can score as soon as `make run` is up
-    stdout.write(f"  trained credit model {DEFAULT_MODEL_NAME!r} on {dataset.rows} synthetic applications")  # type: ignore[attr-defined]
+    stdout.write(f"  trained credit model {DEFAULT_MODEL_NAME!r} on {dataset.rows} synthetic applications")
 
 
 def _demo_batch_score(*, actor: Actor, stdout: Any) -> None:
@@ -74,4 +74,4 @@ def _demo_batch_score(*, actor: Actor, stdout: Any) -> None:
     snapshot = monitoring_snapshot_create(actor=actor, name=DEFAULT_MODEL_NAME)
     summary = ", ".join(f"{n} {d}" for d, n in decisions.items())
     drift = f"score PSI {snapshot.score_psi} ({snapshot.band})"
-    stdout.write(f"  scored {batch.rows} demo applications ({summary}); {drift}")  # type: ignore[attr-defined]
+    stdout.write(f"  scored {batch.rows} demo applications ({summary}); {drift}")

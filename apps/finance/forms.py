@@ -56,7 +56,7 @@ class DecisionSearchForm(forms.Form):
     created_after = forms.DateTimeField(required=False)
 
 
-class PolicyForm(forms.ModelForm):  # type: ignore[type-arg]
+class PolicyForm(forms.ModelForm):
     class Meta:
         model = CreditPolicy
         fields = ["points_at_base_odds", "base_odds", "pdo", "approve_min_score", "decline_below_score"]
