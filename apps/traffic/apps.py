@@ -13,7 +13,13 @@ class TrafficConfig(DomainAppConfig):
     portal_urls = "apps.traffic.portal_urls"
 
     def ready(self) -> None:
-        from apps.traffic import jobs, ml  # noqa: F401  (registers the ModelKind and the job function)
+        from apps.traffic import ml, tasks  # noqa: F401  (registers the ModelKind and the job function)
+        from apps.traffic.choices import MODEL_KIND
+        from apps.traffic.datasets import detector_training_data
+        from ml.kinds import training_data_register
+
+        # How a training run's stored dataset zip becomes what the kind trains on.
+        training_data_register(kind=MODEL_KIND, loader=detector_training_data)
 
     def seed_demo(self, *, org, stdout) -> None:  # type: ignore[no-untyped-def]
         """A demo camera with a counting line and a small detector trained from scratch on generated frames."""
