@@ -1,4 +1,11 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from core.apps import DomainAppConfig
+
+if TYPE_CHECKING:
+    from core.tenancy.models import Organization
 
 
 class TrafficConfig(DomainAppConfig):
@@ -21,7 +28,7 @@ class TrafficConfig(DomainAppConfig):
         # How a training run's stored dataset zip becomes what the kind trains on.
         training_data_register(kind=MODEL_KIND, loader=detector_training_data)
 
-    def seed_demo(self, *, org, stdout) -> None:  # type: ignore[no-untyped-def]
+    def seed_demo(self, *, org: Organization, stdout: Any) -> None:
         """A demo camera with a counting line and a small detector trained from scratch on generated frames."""
         from apps.traffic.demo import traffic_demo_seed
 

@@ -160,6 +160,7 @@ def detection_run_create(
     # The boxes just written, in the order the run's `detections` are read (highest confidence
     # first), so the API serialises the answer without reading them back.
     ordered = sorted(boxes, key=lambda box: -box.confidence)  # stable: ties keep insertion (id) order
+    # Django's own prefetch cache (what `prefetch_related` fills); django-stubs does not declare it.
     run._prefetched_objects_cache = {"detections": ordered}  # type: ignore[attr-defined]
     return run
 
