@@ -1,6 +1,6 @@
 """Traffic benchmark: our detection path vs raw ultralytics, our video job vs raw `model.track`.
 
-    .venv/bin/python -m benchmarks.traffic [--weights PATH.pt] [--imgsz 640] [--images 60] [--repeats 3]
+    .venv/bin/python -m benchmarks.traffic [--weights PATH.pt] [--imgsz 640] [--images 60] [--repeats 3] [--quick]
 
 On the same weights, images, imgsz and device, in one run:
 - images/second through `ml.runtime.predict` (the path the detection API uses) vs raw
@@ -8,7 +8,13 @@ On the same weights, images, imgsz and device, in one run:
 - video frames/second through the counting job's tracking + counting loop vs raw
   `model.track(stream=True)` on the same clip (made from the real frames);
 - single-image API latency p50/p99 (POST /api/v1/traffic/detections/ through Django's test client,
-  including validation, storage, annotation and the database writes).
+  including validation, storage and the database writes; the annotated copy is drawn on demand,
+  not per request);
+- the single-image API p50 against raw `YOLO(weights).predict(path)` p50 on the same image file,
+  weights and imgsz, interleaved call by call, printed as a ratio and as an overhead in ms
+  (target: within 15 ms).
+
+`--quick` runs a short version of everything (for a shared or slow machine).
 
 Images: the real road frames in ../shared/data/traffic_cars/images/train (never copied here).
 Without --weights, a yolo11n is trained for 1 epoch on generated shapes (same compute as any
@@ -49,7 +55,10 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="10 images, 30 frames, 15 requests, 1 repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.images, args.frames, args.requests, args.repeats = 10, 30, 15, 1
     if not SHARED_IMAGES.is_dir():
         print(f"Missing {SHARED_IMAGES}: the benchmark needs the shared traffic frames.")
         return 2
@@ -133,7 +142,8 @@ def main() -> int:
     writer.release()
 
     from apps.traffic.models import VideoAnalysis
-    from apps.traffic.services import camera_create, video_analysis_process
+    from apps.traffic.services import camera_create
+    from apps.traffic.video_analysis import video_analysis_process
     from core.jobs.models import Job
 
     camera = camera_create(
@@ -201,6 +211,27 @@ def main() -> int:
         assert response.status_code == 201, response.content
     latencies.sort()
 
+    # --- API overhead: the same image through the API and through raw predict, call by call ---------
+    same_path = paths[0]
+    same_bytes = same_path.read_bytes()
+    api_ms, raw_ms = [], []
+    for index in range(args.requests):
+        started = time.perf_counter()
+        response = client.post(
+            "/api/v1/traffic/detections/",
+            {
+                "image": SimpleUploadedFile(f"same{index}.jpg", same_bytes, content_type="image/jpeg"),
+                "imgsz": args.imgsz,
+            },
+            format="multipart",
+        )
+        api_ms.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 201, response.content
+        started = time.perf_counter()
+        raw.predict(str(same_path), imgsz=args.imgsz, conf=0.25, device=device.replace("cuda:", ""), verbose=False)
+        raw_ms.append((time.perf_counter() - started) * 1000)
+    api_p50, raw_p50 = statistics.median(api_ms), statistics.median(raw_ms)
+
     def pct(values: list[float], q: float) -> float:
         return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
@@ -215,6 +246,10 @@ def main() -> int:
     print(
         f"API POST /detections/ latency p50 {pct(latencies, 0.5):.1f} ms  p99 {pct(latencies, 0.99):.1f} ms "
         f"({len(latencies)} requests)"
+    )
+    print(
+        f"API vs raw predict, same image {same_path.name}: API p50 {api_p50:.1f} ms  raw predict p50 {raw_p50:.1f} ms  "
+        f"ratio {api_p50 / raw_p50:.2f}x  overhead {api_p50 - raw_p50:+.1f} ms ({len(api_ms)} calls each)"
     )
     return 0
 

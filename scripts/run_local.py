@@ -6,8 +6,11 @@ Steps, all idempotent so `make run` can be repeated any number of times:
    domain app's demo models through its `DomainAppConfig.seed_demo`);
 2. a demo API key with every scope, kept in `$VAR_DIR/demo_api_key.txt` and reused while it
    still authenticates (a new one is created only when it no longer does);
-3. two child processes: the web server (`manage.py runserver 127.0.0.1:$PORT --noreload`) and
-   one Celery worker for every queue with the stale-job reaper embedded (`-B`).
+3. two child processes: the web server, gunicorn (`core.wsgi`, one worker with WEB_THREADS
+   threads so the portal, the API and the job-progress polling are served together; its access
+   log on stdout; production models warmed in the background, `scripts/gunicorn_conf.py`), and
+   one Celery worker for every queue with the stale-job reaper embedded (`-B`), whose pool
+   processes warm the production models too (`ml/signals.py`).
 
 Ctrl-C (SIGINT) or SIGTERM stops both children and exits 0. If either child dies on its own,
 the other is stopped and this script exits non-zero, so a half-running demo never lingers.
@@ -37,6 +40,8 @@ from core import env
 DEMO_KEY_NAME = "demo (make run)"
 WORKER_QUEUES = "default,training,inference"
 WORKER_CONCURRENCY = "2"
+WEB_WORKERS = "1"  # one process: its threads share the loaded models (a second would load them again)
+WEB_THREADS = "8"
 SERVER_START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 POLL_INTERVAL_S = 0.3
@@ -204,6 +209,23 @@ def banner(*, port: int, api_key: str) -> str:
 """.rstrip()
 
 
+def web_command(python: str, port: int) -> list[str]:
+    """gunicorn serving `core.wsgi` on 127.0.0.1:`port` with `scripts/gunicorn_conf.py`."""
+    return [
+        python, "-m", "gunicorn", "core.wsgi:application",
+        "-c", "python:scripts.gunicorn_conf",
+        "--bind", f"127.0.0.1:{port}", "--workers", WEB_WORKERS, "--threads", WEB_THREADS,
+    ]  # fmt: skip
+
+
+def worker_command(python: str) -> list[str]:
+    """One Celery worker for every queue, with the stale-job reaper embedded (`-B`)."""
+    return [
+        python, "-m", "celery", "-A", "core", "worker", "-B",
+        "-Q", WORKER_QUEUES, "--concurrency", WORKER_CONCURRENCY, "-l", "info",
+    ]  # fmt: skip
+
+
 def supervise(children: Sequence[Child], stop_requested: list[int]) -> int:
     """Block until a stop signal (→ 0) or until a child exits on its own (→ non-zero)."""
     while True:
@@ -238,17 +260,8 @@ def main() -> int:
     python = sys.executable
     children: list[Child] = []
     try:
-        manage = str(env.BASE_DIR / "manage.py")
-        children.append(start_child("web server", [python, manage, "runserver", f"127.0.0.1:{port}", "--noreload"]))
-        children.append(
-            start_child(
-                "worker",
-                [
-                    python, "-m", "celery", "-A", "core", "worker", "-B",
-                    "-Q", WORKER_QUEUES, "--concurrency", WORKER_CONCURRENCY, "-l", "info",
-                ],
-            )
-        )  # fmt: skip
+        children.append(start_child("web server (gunicorn)", web_command(python, port)))
+        children.append(start_child("worker (celery)", worker_command(python)))
         if wait_for_port(port, children):
             print(banner(port=port, api_key=api_key), flush=True)
         return supervise(children, stop_requested)

@@ -13,8 +13,8 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.traffic import selectors, services
-from apps.traffic.choices import Category
+from apps.traffic import detection, selectors, services, training, video_analysis
+from apps.traffic.choices import DOMAIN, Category
 from apps.traffic.serializers import (
     CameraInputSerializer,
     CameraOutputSerializer,
@@ -35,7 +35,7 @@ from apps.traffic.serializers import (
 from core.api.schema import conflict, referenced_not_found
 from core.api.views import OrgAPIView
 from core.errors import NotFound
-from ml.selectors import training_run_get
+from ml.selectors import registered_model_get, training_run_get
 
 MULTIPART = (MultiPartParser, FormParser)
 CAMERA_NAME_TAKEN = "`conflict`: the organization already has a camera of this `name`."
@@ -143,7 +143,7 @@ class DetectionListApi(TrafficApi):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         camera = selectors.camera_get(org=self.org, camera_id=data["camera"]) if data.get("camera") else None
-        run = services.detection_run_create(
+        run = detection.detection_run_create(
             actor=self.actor,
             upload=data["image"],
             camera=camera,
@@ -154,7 +154,6 @@ class DetectionListApi(TrafficApi):
             classes=[c.strip() for c in (data.get("classes") or "").split(",") if c.strip()],
             captured_at=data.get("captured_at"),
         )
-        run = selectors.detection_run_get(org=self.org, run_id=run.pk)
         return Response(DetectionRunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
@@ -167,7 +166,8 @@ class DetectionDetailApi(TrafficApi):
 class DetectionAnnotatedImageApi(TrafficApi):
     @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY})
     def get(self, request: Request, run_id: int) -> FileResponse:
-        return _stored_file(selectors.detection_run_get(org=self.org, run_id=run_id).annotated_image)
+        run = selectors.detection_run_get(org=self.org, run_id=run_id)
+        return _stored_file(detection.detection_annotated_image(org=self.org, run=run))
 
 
 class DetectionImageApi(TrafficApi):
@@ -198,7 +198,7 @@ class VideoListApi(TrafficApi):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         camera = selectors.camera_get(org=self.org, camera_id=data["camera"])
-        video = services.video_analysis_create(
+        video = video_analysis.video_analysis_create(
             actor=self.actor,
             upload=data["video"],
             camera=camera,
@@ -246,7 +246,7 @@ class TrainingRunListApi(TrafficApi):
         serializer = TrainingInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        run = services.detector_training_start(
+        run = training.detector_training_start(
             actor=self.actor,
             upload=data["dataset"],
             model_name=data["model"],
@@ -274,7 +274,7 @@ class ClassMapApi(TrafficApi):
     parser_classes = (JSONParser,)
 
     def _body(self, name: str) -> dict:  # type: ignore[type-arg]
-        model = selectors.detector_model_get(org=self.org, name=name)
+        model = registered_model_get(org=self.org, name=name, domain=DOMAIN)
         mapping = selectors.class_map_effective(org=self.org, registered_model=model)
         return {"model": model.name, "mapping": mapping, "categories": list(Category.values)}
 
@@ -286,7 +286,7 @@ class ClassMapApi(TrafficApi):
     def put(self, request: Request, name: str) -> Response:
         serializer = ClassMapInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        model = selectors.detector_model_get(org=self.org, name=name)
+        model = registered_model_get(org=self.org, name=name, domain=DOMAIN)
         services.class_map_update(
             actor=self.actor, registered_model=model, mapping=serializer.validated_data["mapping"]
         )

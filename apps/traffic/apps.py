@@ -1,4 +1,11 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from core.apps import DomainAppConfig
+
+if TYPE_CHECKING:
+    from core.tenancy.models import Organization
 
 
 class TrafficConfig(DomainAppConfig):
@@ -13,9 +20,15 @@ class TrafficConfig(DomainAppConfig):
     portal_urls = "apps.traffic.portal_urls"
 
     def ready(self) -> None:
-        from apps.traffic import jobs, ml  # noqa: F401  (registers the ModelKind and the job function)
+        from apps.traffic import ml, tasks  # noqa: F401  (registers the ModelKind and the job function)
+        from apps.traffic.choices import MODEL_KIND
+        from apps.traffic.datasets import detector_training_data
+        from ml.kinds import training_data_register
 
-    def seed_demo(self, *, org, stdout) -> None:  # type: ignore[no-untyped-def]
+        # How a training run's stored dataset zip becomes what the kind trains on.
+        training_data_register(kind=MODEL_KIND, loader=detector_training_data)
+
+    def seed_demo(self, *, org: Organization, stdout: Any) -> None:
         """A demo camera with a counting line and a small detector trained from scratch on generated frames."""
         from apps.traffic.demo import traffic_demo_seed
 

@@ -34,3 +34,8 @@ class CountBucket(models.TextChoices):
 
 MODEL_KIND = "traffic.yolo_detector"
 DEFAULT_MODEL_NAME = "traffic-detector"
+
+# The job kind of a video's tracking and counting (its function: `apps.traffic.tasks.video_count`).
+VIDEO_JOB_KIND = "traffic.video_count"
+# The app's domain: the prefix of its model kinds and job kinds, the first part of its media names.
+DOMAIN = "traffic"

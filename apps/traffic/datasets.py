@@ -9,11 +9,15 @@ upload over `TRAFFIC_MAX_DATASET_BYTES` itself is a 413.
 
 The uploaded `data.yaml` is never handed to ultralytics: its `download:` key would run a
 script, its `path:` could point anywhere. Training gets a `data.yaml` written by us.
+
+Training runs reference their stored zip; `detector_training_data` (registered for the kind in
+`TrafficConfig.ready()`) materialises it for `YoloDetector.train`, which never sees storage:
+the zip is copied into the run's scratch folder, re-validated, extracted, and handed over as a
+`DetectorTrainingData` (our `data.yaml`, the zip's sha256, its summary).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import posixpath
 import stat
@@ -23,10 +27,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
+from django.core.files.storage import default_storage
 from PIL import Image, UnidentifiedImageError
 
 from apps.traffic.limits import limit
 from core.errors import PayloadTooLarge, ValidationFailed
+from core.storage import file_sha256
+from ml.kinds import TrainingRequest
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_LABEL_ERRORS_SHOWN = 5
@@ -197,7 +204,7 @@ def dataset_validate(path: Path) -> DatasetSummary:
             summary = _validate_archive(archive, size)
     except zipfile.BadZipFile as exc:
         raise _invalid(f"The zip archive is corrupt: {exc}")
-    summary.sha256 = _sha256(path)
+    summary.sha256 = file_sha256(path)
     return summary
 
 
@@ -263,8 +270,23 @@ def _validate_archive(archive: zipfile.ZipFile, size: int) -> DatasetSummary:
     )
 
 
-def dataset_extract(path: Path, destination: Path) -> Path:
-    """Re-validate and unpack the zip under `destination`; return the path of our own data.yaml."""
+@dataclass(frozen=True)
+class DetectorTrainingData:
+    """A dataset ready for `YoloDetector.train`: what the kind receives instead of a storage name.
+
+    Attributes:
+        data_yaml: the `data.yaml` Tessera wrote for the extracted images and labels.
+        sha256: the dataset zip's sha256 (the version's data fingerprint).
+        summary: `DatasetSummary.as_json()` (recorded in the version's model card).
+    """
+
+    data_yaml: Path
+    sha256: str
+    summary: dict[str, Any]
+
+
+def dataset_materialise(path: Path, destination: Path) -> DetectorTrainingData:
+    """Re-validate and unpack the zip at `path` under `destination`, with our own data.yaml."""
     summary = dataset_validate(path)
     destination.mkdir(parents=True, exist_ok=True)
     base = destination.resolve()
@@ -290,12 +312,30 @@ def dataset_extract(path: Path, destination: Path) -> Path:
             }
         )
     )
-    return data_yaml
+    return DetectorTrainingData(data_yaml=data_yaml, sha256=summary.sha256, summary=summary.as_json())
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def dataset_extract(path: Path, destination: Path) -> Path:
+    """Re-validate and unpack the zip under `destination`; return the path of our own data.yaml."""
+    return dataset_materialise(path, destination).data_yaml
+
+
+def detector_training_data(request: TrainingRequest) -> DetectorTrainingData:
+    """The training-data loader of `traffic.yolo_detector` runs (`ml.kinds.training_data_register`).
+
+    `request.data` is what `detector_training_start` stored: `{"dataset": <storage name>,
+    "sha256": ..., "summary": {...}}`. The stored zip is copied into the run's scratch folder
+    (removed by `ml` after training) and must still have the sha256 recorded at upload.
+    """
+    zip_path = request.scratch / "dataset.zip"
+    with default_storage.open(str(request.data["dataset"]), "rb") as source, zip_path.open("wb") as out:
+        for chunk in source.chunks():
+            out.write(chunk)
+    data = dataset_materialise(zip_path, request.scratch / "dataset")
+    zip_path.unlink()
+    recorded = str(request.data.get("sha256") or "")
+    if recorded and recorded != data.sha256:
+        raise ValidationFailed(
+            "The stored dataset changed since it was uploaded (sha256 mismatch).", code="invalid_dataset"
+        )
+    return data

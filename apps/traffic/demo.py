@@ -12,16 +12,15 @@ start, the seed also counts the demo clip as three recordings of the past three 
 
 from __future__ import annotations
 
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 
 from apps.traffic.choices import DEFAULT_MODEL_NAME, MODEL_KIND
 from apps.traffic.models import Camera
+from core.storage import scratch_directory
 from core.tenancy.actors import Actor
 from core.tenancy.models import Organization
 
@@ -113,7 +112,7 @@ def demo_recordings_count(*, actor: Actor, camera: Camera, clip: Path, stdout: A
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django.utils import timezone
 
-    from apps.traffic.services import video_analysis_create
+    from apps.traffic.video_analysis import video_analysis_create
     from core.jobs.runner import job_execute
 
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)
@@ -133,22 +132,18 @@ def demo_clip_path() -> Path:
 
 def demo_detector_train(*, actor: Actor, epochs: int = DEMO_EPOCHS, imgsz: int = DEMO_IMGSZ) -> Any:
     """Train the demo detector synchronously and register it as a version (production if first)."""
-    from ml.kinds import get_kind
+    from apps.traffic.datasets import dataset_materialise
+    from ml.kinds import get_kind, report_nothing
     from ml.services import model_version_from_trained, registered_model_ensure
 
     kind = get_kind(MODEL_KIND)
-    with tempfile.TemporaryDirectory() as tmp:
-        zip_path = demo_dataset_zip(Path(tmp) / "shapes.zip")
-        with zip_path.open("rb") as handle:
-            name = default_storage.save(f"traffic/org-{actor.organization.pk}/datasets/demo-shapes.zip", handle)
-    try:
+    with scratch_directory(prefix="demo-detector-") as work:
+        data = dataset_materialise(demo_dataset_zip(work / "shapes.zip"), work / "dataset")
         trained = kind.train(
-            data={"dataset": name},
+            data=data,
             params=demo_training_params(epochs=epochs, imgsz=imgsz),
-            report=lambda **kwargs: None,
+            report=report_nothing,
         )
-    finally:
-        default_storage.delete(name)
     model = registered_model_ensure(actor=actor, name=DEFAULT_MODEL_NAME, kind=MODEL_KIND)
     return model_version_from_trained(actor=actor, registered_model=model, trained=trained)
 
@@ -160,7 +155,7 @@ def demo_weights_train(workdir: Path, *, device: str = "cpu") -> Path:
     (`detector_fit`) as `demo_detector_train`, without storage or database.
     """
     from apps.traffic.datasets import dataset_extract
-    from apps.traffic.ml import detector_best_weights, detector_fit, yolo_from_architecture
+    from apps.traffic.training_recipe import detector_best_weights, detector_fit, yolo_from_architecture
 
     params = demo_training_params()
     zip_path = demo_dataset_zip(workdir / "shapes.zip")

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from apps.traffic.choices import CountBucket, InDirection
-from apps.traffic.ml import ARCHITECTURES
+from apps.traffic.training_recipe import ARCHITECTURES
 
 
 class CameraForm(forms.Form):

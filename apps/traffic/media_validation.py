@@ -13,8 +13,6 @@ OpenCV must open them and read a first frame (400).
 from __future__ import annotations
 
 import io
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +84,11 @@ def image_validate(upload: UploadedFile, *, field: str = "image") -> DecodedImag
                         f"The image has {width * height} pixels; the limit is {max_pixels}.",
                         fields={field: ["Too many pixels."]},
                     )
-                image.load()  # decodes everything: raises on truncated files
+                # Decodes everything, so a truncated file raises. A JPEG is decoded at 1/8 scale:
+                # libjpeg still reads every scan (truncation is still caught) but skips most of
+                # the IDCT work; the pixels used for inference come from cv2.imdecode below.
+                image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                image.load()
     except PayloadTooLarge:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -166,18 +168,3 @@ def video_probe(path: Path, *, suffix: str, field: str = "video") -> VideoProbe:
         first_frame_jpeg=jpeg.tobytes() if encoded else b"",
         suffix=suffix,
     )
-
-
-def upload_to_tempfile(upload: UploadedFile, directory: Path, suffix: str) -> Path:
-    """Copy an upload to a local file (OpenCV reads paths, not streams)."""
-    handle = tempfile.NamedTemporaryFile(dir=directory, suffix=suffix, delete=False)  # noqa: SIM115 - kept after close
-    with handle:
-        upload.seek(0)
-        for chunk in upload.chunks():
-            handle.write(chunk)
-    return Path(handle.name)
-
-
-def copy_stream(source: Any, target: Path) -> None:
-    with target.open("wb") as out:
-        shutil.copyfileobj(source, out)

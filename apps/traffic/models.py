@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from apps.traffic.choices import Category, CrossingDirection, InDirection
 from core.tenancy.models import TimeStampedModel
+from ml.models import ServedByVersion
 
 
 def _unit_interval(*names: str) -> Q:
@@ -101,14 +102,15 @@ class ClassMap(TimeStampedModel):
         return f"class map of {self.registered_model.name}"
 
 
-class DetectionRun(TimeStampedModel):
-    """One image sent for detection, with the model version used and the counts per category."""
+class DetectionRun(ServedByVersion, TimeStampedModel):
+    """One image sent for detection, with the model version used and the counts per category.
+
+    `model_version`, `model_name`, `model_version_number` come from `ServedByVersion` (PROTECT:
+    a version that produced results cannot be deleted).
+    """
 
     organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="traffic_detections")
     camera = models.ForeignKey(Camera, null=True, blank=True, on_delete=models.SET_NULL, related_name="detection_runs")
-    model_version = models.ForeignKey("ml.ModelVersion", null=True, on_delete=models.SET_NULL, related_name="+")
-    model_name = models.CharField(max_length=100)
-    model_version_number = models.PositiveIntegerField()
     image = models.CharField(max_length=500)
     annotated_image = models.CharField(max_length=500, blank=True)
     original_filename = models.CharField(max_length=255, blank=True)
@@ -153,17 +155,14 @@ class Detection(models.Model):
         return f"{self.class_name} {self.confidence:.2f}"
 
 
-class VideoAnalysis(TimeStampedModel):
-    """A video of a camera, tracked and counted by a job on the `inference` queue."""
+class VideoAnalysis(ServedByVersion, TimeStampedModel):
+    """A video of a camera, tracked and counted by a job on the `inference` queue (served by one version)."""
 
     organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="traffic_videos")
     camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="videos")
     job = models.OneToOneField("core.Job", on_delete=models.PROTECT, related_name="traffic_video")
     video = models.CharField(max_length=500)
     original_filename = models.CharField(max_length=255, blank=True)
-    model_version = models.ForeignKey("ml.ModelVersion", null=True, on_delete=models.SET_NULL, related_name="+")
-    model_name = models.CharField(max_length=100)
-    model_version_number = models.PositiveIntegerField()
     recorded_at = models.DateTimeField(help_text="Wall-clock time of the first frame.")
     imgsz = models.PositiveIntegerField()
     conf = models.FloatField()

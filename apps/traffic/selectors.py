@@ -10,13 +10,12 @@ from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from apps.traffic.choices import DEFAULT_MODEL_NAME, MODEL_KIND, CountBucket
+from apps.traffic.choices import CountBucket
 from apps.traffic.class_maps import class_map_resolve
 from apps.traffic.models import Camera, ClassMap, CountingLine, Detection, DetectionRun, LineCrossing, VideoAnalysis
 from core.errors import NotFound, ValidationFailed
 from core.tenancy.models import Organization
 from ml.models import ModelVersion, RegisteredModel
-from ml.selectors import model_version_get, model_version_get_by_alias, registered_model_get
 
 MAX_BUCKETS = 5000
 
@@ -32,28 +31,6 @@ def camera_get(*, org: Organization, camera_id: int | str) -> Camera:
         return camera_list(org=org).get(pk=int(camera_id))
     except (Camera.DoesNotExist, ValueError, TypeError) as exc:
         raise NotFound("Camera not found.") from exc
-
-
-def detector_model_get(*, org: Organization, name: str) -> RegisteredModel:
-    model = registered_model_get(org=org, name=name or DEFAULT_MODEL_NAME)
-    if model.kind != MODEL_KIND:
-        raise ValidationFailed(
-            f"Model {model.name!r} is a {model.kind} model, not a traffic detector.",
-            fields={"model": ["Not a traffic detector."]},
-        )
-    return model
-
-
-def detector_model_list(*, org: Organization) -> QuerySet[RegisteredModel]:
-    return RegisteredModel.objects.filter(organization=org, kind=MODEL_KIND).prefetch_related("versions", "aliases")
-
-
-def detector_version_get(*, org: Organization, name: str, number: int | None = None) -> ModelVersion:
-    """A detector version: `number`, or the model's production version."""
-    model = detector_model_get(org=org, name=name)
-    if number is not None:
-        return model_version_get(org=org, name=model.name, number=number)
-    return model_version_get_by_alias(org=org, name=model.name)
 
 
 def class_map_effective(

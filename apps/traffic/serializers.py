@@ -160,7 +160,8 @@ class DetectionRunOutputSerializer(serializers.ModelSerializer[DetectionRun]):
         ]
 
     def get_annotated_image_url(self, run: DetectionRun) -> str | None:
-        return f"/api/v1/traffic/detections/{run.pk}/annotated/" if run.annotated_image else None
+        # Drawn on demand the first time it is fetched (apps.traffic.detection), so always present.
+        return f"/api/v1/traffic/detections/{run.pk}/annotated/"
 
     def get_image_url(self, run: DetectionRun) -> str:
         return f"/api/v1/traffic/detections/{run.pk}/image/"

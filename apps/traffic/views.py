@@ -13,15 +13,15 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 
-from apps.traffic import charts, selectors, services
-from apps.traffic.choices import DEFAULT_MODEL_NAME, MODEL_KIND
+from apps.traffic import charts, detection, selectors, services, training, video_analysis
+from apps.traffic.choices import DEFAULT_MODEL_NAME, DOMAIN, MODEL_KIND
 from apps.traffic.forms import CameraForm, CountsForm, DetectForm, TrainForm, VideoForm
 from core.errors import DomainError
 from core.portal.access import role_required
 from core.portal.forms import add_domain_error
 from core.tenancy.actors import Actor
 from core.tenancy.choices import Role
-from ml.selectors import training_run_get
+from ml.selectors import registered_model_get, registered_model_list, training_run_get
 
 operator_required = role_required(
     Role.TRAFFIC_OPERATOR, message="The traffic portal is for traffic operators and organization admins."
@@ -47,7 +47,7 @@ def overview(request: HttpRequest, actor: Actor) -> HttpResponse:
             "cameras": selectors.camera_list(org=org),
             "detections": selectors.detection_run_list(org=org)[:10],
             "videos": selectors.video_list(org=org)[:10],
-            "models": selectors.detector_model_list(org=org),
+            "models": registered_model_list(org=org, domain=DOMAIN),
             "form": form,
             "detect_form": DetectForm(),
         },
@@ -103,7 +103,7 @@ def detect(request: HttpRequest, actor: Actor) -> HttpResponse:
     form = DetectForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            run = services.detection_run_create(
+            run = detection.detection_run_create(
                 actor=actor, upload=form.cleaned_data["image"], camera=camera, conf=form.cleaned_data["conf"]
             )
         except DomainError as exc:
@@ -125,7 +125,7 @@ def video_upload(request: HttpRequest, actor: Actor, camera_id: int) -> HttpResp
     form = VideoForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            video = services.video_analysis_create(
+            video = video_analysis.video_analysis_create(
                 actor=actor,
                 upload=form.cleaned_data["video"],
                 camera=camera,
@@ -146,7 +146,7 @@ def video_detail(request: HttpRequest, actor: Actor, video_id: int) -> HttpRespo
 
 @operator_required
 def model_detail(request: HttpRequest, actor: Actor, name: str) -> HttpResponse:
-    model = selectors.detector_model_get(org=actor.organization, name=name)
+    model = registered_model_get(org=actor.organization, name=name, domain=DOMAIN)
     production = next((a.version for a in model.aliases.all() if a.name == "production"), None)
     versions = []
     for version in model.versions.order_by("-number"):
@@ -173,7 +173,7 @@ def train(request: HttpRequest, actor: Actor) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            run = services.detector_training_start(
+            run = training.detector_training_start(
                 actor=actor,
                 upload=data["dataset"],
                 model_name=data["model"],

@@ -108,6 +108,7 @@ def test_counts_over_time_from_crossings_per_line_and_bucket(api: Any, org: Any,
         camera=camera,
         job=job,
         video="x.mp4",
+        model_version=detector,  # required since videos are ServedByVersion rows
         model_name="m",
         model_version_number=1,
         recorded_at=datetime(2024, 5, 1, 8, 0, tzinfo=UTC),

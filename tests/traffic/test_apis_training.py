@@ -114,6 +114,10 @@ def test_fine_tune_an_imported_version_through_the_api(
 
     version = ModelVersion.objects.get(registered_model__name="traffic-detector", number=2)
     assert version.parent_id == base.pk and version.source == "trained"
+    # and the API's `base_version` became the run's parent_version, which `ml` loaded for the kind
+    from ml.models import TrainingRun
+
+    assert TrainingRun.objects.get(pk=run["id"]).parent_version_id == base.pk
     assert set(version.metrics["per_class"]) == {"car", "person"}
     # and a base version that does not exist is a 404 with nothing stored
     missing = api.post(

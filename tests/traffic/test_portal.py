@@ -53,7 +53,8 @@ def test_camera_page_draws_lines_and_zones_over_the_last_frame_and_a_chart_per_l
     client: Any, make_member: Any, org: Any, detector: Any
 ) -> None:
     # given a camera with a line and a zone that has a last frame (from an image detection)
-    from apps.traffic.services import camera_create, detection_run_create
+    from apps.traffic.detection import detection_run_create
+    from apps.traffic.services import camera_create
     from core.tenancy.actors import Actor
 
     camera = camera_create(
@@ -94,12 +95,10 @@ def test_portal_hides_every_traffic_object_of_another_organization(
     client: Any, make_member: Any, org: Any, other_org: Any, import_detector: Any, tiny_weights: Path, tmp_path: Path
 ) -> None:
     # given another organization's camera, detection, video, detector and training run
-    from apps.traffic.services import (
-        camera_create,
-        detection_run_create,
-        detector_training_start,
-        video_analysis_create,
-    )
+    from apps.traffic.detection import detection_run_create
+    from apps.traffic.services import camera_create
+    from apps.traffic.training import detector_training_start
+    from apps.traffic.video_analysis import video_analysis_create
     from core.tenancy.actors import Actor
     from fixtures.traffic_shapes import crossing_clip, shapes_dataset_zip
 

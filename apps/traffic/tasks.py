@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.traffic.services import VIDEO_JOB_KIND, video_analysis_process
+from apps.traffic.choices import VIDEO_JOB_KIND
+from apps.traffic.video_analysis import video_analysis_process
 from core.jobs.choices import JobQueue
 from core.jobs.runner import JobContext, job_function
 
