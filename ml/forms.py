@@ -22,5 +22,5 @@ class ModelAliasSetForm(forms.Form):
     )
 
     def __init__(self, *args: object, version_numbers: Iterable[int] = (), **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["version"].choices = [(n, f"v{n}") for n in version_numbers]  # type: ignore[attr-defined]
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # Form.__init__'s stubs are stricter than its *args/**kwargs pass-through
+        self.fields["version"].choices = [(n, f"v{n}") for n in version_numbers]  # type: ignore[attr-defined]  # a ChoiceField; the stubs type fields as the Field base

@@ -23,7 +23,7 @@ class ModelVersionSummarySerializer(serializers.Serializer[ModelVersion]):
     # `source` and `parent` are also attributes of DRF's Field; as declared fields they are
     # collected by the serializer metaclass, which the type stubs cannot know.
     number = serializers.IntegerField(read_only=True)
-    source = serializers.CharField(read_only=True)  # type: ignore[assignment]
+    source = serializers.CharField(read_only=True)  # type: ignore[assignment]  # a field named like Field's own attribute (see above)
     metrics = serializers.JSONField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     artifact_sha256 = serializers.CharField(read_only=True)
@@ -60,7 +60,7 @@ class ModelVersionDetailSerializer(serializers.Serializer[ModelVersion]):
     model = serializers.CharField(source="registered_model.name", read_only=True)
     number = serializers.IntegerField(read_only=True)
     kind = serializers.CharField(read_only=True)
-    source = serializers.CharField(read_only=True)  # type: ignore[assignment]
+    source = serializers.CharField(read_only=True)  # type: ignore[assignment]  # a field named like Field's own attribute (see above)
     artifact_format = serializers.CharField(read_only=True)
     artifact_sha256 = serializers.CharField(read_only=True)
     manifest = serializers.JSONField(read_only=True)
@@ -69,7 +69,7 @@ class ModelVersionDetailSerializer(serializers.Serializer[ModelVersion]):
     input_schema = serializers.JSONField(read_only=True)
     model_card = serializers.JSONField(read_only=True)
     data_fingerprint = serializers.CharField(read_only=True)
-    parent = serializers.IntegerField(source="parent.number", read_only=True, allow_null=True)  # type: ignore[assignment]
+    parent = serializers.IntegerField(source="parent.number", read_only=True, allow_null=True)  # type: ignore[assignment]  # a field named like Field's own attribute (see above)
     training_run = serializers.IntegerField(source="training_run_id", read_only=True, allow_null=True)
     aliases = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField(read_only=True)

@@ -44,7 +44,7 @@ def _isolated_var(request: pytest.FixtureRequest, settings: Any, tmp_path: Path)
             "OPTIONS": {"location": tmp_path / "artifacts"},
         },
     }
-    storages._storages = {}  # type: ignore[attr-defined]
+    storages._storages = {}  # type: ignore[attr-defined]  # storages' private per-process cache, reset so each test's STORAGES apply
     storages.backends = settings.STORAGES
     from core.celery import app
 
@@ -55,7 +55,7 @@ def _isolated_var(request: pytest.FixtureRequest, settings: Any, tmp_path: Path)
     cache_clear()
     yield
     cache_clear()
-    storages._storages = {}  # type: ignore[attr-defined]
+    storages._storages = {}  # type: ignore[attr-defined]  # storages' private per-process cache, reset so each test's STORAGES apply
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def batch_create(*, actor: Actor, upload: UploadedFile, model_name: str | None =
     upload_size_check(upload)
     version = credit_version_get(org=actor.organization, name=model_name)
     upload.seek(0)
-    fmt = sniff_format(upload.file)  # type: ignore[arg-type]
+    fmt = sniff_format(upload.file)  # type: ignore[arg-type]  # UploadedFile.file is Optional in the stubs; an upload always has one
     _header_check(set(fmt.header), credit_encoder(version))
     rows = max(sum(chunk.count(b"\n") for chunk in upload.chunks()) - 1, 0)
     upload.seek(0)

@@ -49,7 +49,7 @@ def dataset_create(
     """
     upload_size_check(upload)
     upload.seek(0)
-    profile = profile_csv(upload.file, target=target, positive_label=positive_label)  # type: ignore[arg-type]
+    profile = profile_csv(upload.file, target=target, positive_label=positive_label)  # type: ignore[arg-type]  # UploadedFile.file is Optional in the stubs; an upload always has one
     sha256 = file_sha256(upload.chunks())
     with stored_files() as files:
         path = files.save(

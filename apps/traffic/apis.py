@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
@@ -273,7 +274,7 @@ class TrainingRunDetailApi(TrafficApi):
 class ClassMapApi(TrafficApi):
     parser_classes = (JSONParser,)
 
-    def _body(self, name: str) -> dict:  # type: ignore[type-arg]
+    def _body(self, name: str) -> dict[str, Any]:
         model = registered_model_get(org=self.org, name=name, domain=DOMAIN)
         mapping = selectors.class_map_effective(org=self.org, registered_model=model)
         return {"model": model.name, "mapping": mapping, "categories": list(Category.values)}

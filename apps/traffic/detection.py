@@ -161,7 +161,7 @@ def detection_run_create(
     # first), so the API serialises the answer without reading them back.
     ordered = sorted(boxes, key=lambda box: -box.confidence)  # stable: ties keep insertion (id) order
     # Django's own prefetch cache (what `prefetch_related` fills); django-stubs does not declare it.
-    run._prefetched_objects_cache = {"detections": ordered}  # type: ignore[attr-defined]
+    run._prefetched_objects_cache = {"detections": ordered}  # type: ignore[attr-defined]  # Django's prefetch cache, filled so the serializer reads the boxes just created
     return run
 
 

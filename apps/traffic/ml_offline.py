@@ -53,7 +53,7 @@ def configure_ultralytics_offline(config_dir: Path | None = None) -> None:
         SETTINGS.update(updates)
     # Dataset checks fetch Arial.ttf for plots we never draw (we train with plots=False and draw
     # annotated images ourselves with OpenCV's built-in Hershey fonts).
-    data_utils.check_font = lambda *args, **kwargs: None  # type: ignore[assignment]
+    data_utils.check_font = lambda *args, **kwargs: None
     # ultralytics replaces PIL.Image.open with a wrapper that, on any unidentified file, tries to
     # pip-install `pi-heif` (a network call, and an ImportError when offline). Restore Pillow's own:
     # Tessera does not accept HEIF, and a non-image upload must simply fail to open.

@@ -26,7 +26,7 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _REQUEST_ID_OK.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id  # type: ignore[attr-defined]
+        request.request_id = request_id  # type: ignore[attr-defined]  # our attribute on the request; HttpRequest's stubs cannot know it
         id_token = request_id_var.set(request_id)
         ip_token = client_ip_var.set(request.META.get("REMOTE_ADDR") or None)
         try:

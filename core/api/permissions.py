@@ -32,7 +32,7 @@ class IsOrganizationMember(BasePermission):
             if request.user and request.user.is_authenticated:
                 raise exceptions.PermissionDenied("Your account is not a member of any organization.")
             raise exceptions.NotAuthenticated("Authentication required: send 'Authorization: Bearer <api key>'.")
-        request.actor = actor  # type: ignore[attr-defined]
+        request.actor = actor  # type: ignore[attr-defined]  # our attribute on the request; Request's stubs cannot know it
         scope = getattr(view, "required_scope", None)
         if scope and not actor.has_scope(scope):
             raise exceptions.PermissionDenied(f"This endpoint needs the '{scope}' scope.")

@@ -32,7 +32,7 @@ class OrgAPIView(APIView):
 
     @property
     def actor(self) -> Actor:
-        actor: Actor = self.request.actor  # type: ignore[attr-defined]
+        actor: Actor = self.request.actor  # type: ignore[attr-defined]  # set by OrgPermission before any handler runs
         return actor
 
     @property

@@ -34,8 +34,8 @@ class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(required=False, choices=())
 
     def __init__(self, *args: object, actions: Iterable[str] = (), **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["action"].choices = [("", "All actions"), *((a, a) for a in actions)]  # type: ignore[attr-defined]
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # Form.__init__'s stubs are stricter than its *args/**kwargs pass-through
+        self.fields["action"].choices = [("", "All actions"), *((a, a) for a in actions)]  # type: ignore[attr-defined]  # a ChoiceField; the stubs type fields as the Field base
 
 
 def add_domain_error(form: forms.BaseForm, exc: DomainError) -> None:

@@ -19,7 +19,7 @@ class OrganizationMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.actor = session_actor(request)  # type: ignore[attr-defined]
+        request.actor = session_actor(request)  # type: ignore[attr-defined]  # our attribute on the request; HttpRequest's stubs cannot know it
         return self.get_response(request)
 
 

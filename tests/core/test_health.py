@@ -90,7 +90,7 @@ def test_unwritable_storage_is_503(client: Any, broker_folder: Path, settings: A
             "OPTIONS": {"location": blocker / "artifacts"},
         },
     }
-    storages._storages = {}  # type: ignore[attr-defined]
+    storages._storages = {}  # type: ignore[attr-defined]  # storages' private per-process cache, reset so the test's STORAGES apply
     storages.backends = settings.STORAGES
     # when
     response = client.get("/healthz")
