@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -16,6 +15,7 @@ from apps.traffic.selectors import counts_period
 from core.api.fields import RowIdField
 from core.jobs.serializers import JobOutputSerializer
 from ml.models import TrainingRun
+from ml.serializers import TrainingRunSerializer
 
 Unit = serializers.FloatField(min_value=0.0, max_value=1.0)
 
@@ -306,36 +306,19 @@ class TrainingInputSerializer(serializers.Serializer):
         return attrs
 
 
-class DetectorTrainingVersionSerializer(serializers.Serializer):
-    number = serializers.IntegerField()
-    metrics = serializers.JSONField()
+class DetectorTrainingRunOutputSerializer(TrainingRunSerializer):
+    """The registry's training run (status, live metrics per epoch, the version it produced) plus
+    a summary of the detection dataset it trained on."""
 
-
-class DetectorTrainingRunOutputSerializer(serializers.Serializer[TrainingRun]):
-    """A detector training run: its status, live metrics per epoch and, once done, its version."""
-
-    id = serializers.IntegerField(source="pk")
-    model = serializers.CharField(source="registered_model.name")
-    status = serializers.CharField(source="job.status")
-    params = serializers.JSONField()
     dataset = serializers.SerializerMethodField()
-    live_metrics = serializers.JSONField()
-    version = serializers.SerializerMethodField()
-    job = JobOutputSerializer()
-    created_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "TrafficTrainingRun"
 
     @extend_schema_field({"type": "object", "additionalProperties": True, "description": "Dataset summary."})
     def get_dataset(self, run: TrainingRun) -> dict[str, Any]:
         summary: dict[str, Any] = (run.data or {}).get("summary", {})
         return summary
-
-    @extend_schema_field(DetectorTrainingVersionSerializer(allow_null=True))
-    def get_version(self, run: TrainingRun) -> dict[str, Any] | None:
-        try:
-            version = run.version
-        except ObjectDoesNotExist:  # the reverse one-to-one raises while the run has no version
-            return None
-        return {"number": version.number, "metrics": version.metrics}
 
 
 class ClassMapInputSerializer(serializers.Serializer):

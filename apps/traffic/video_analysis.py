@@ -35,7 +35,7 @@ from apps.traffic.selectors import class_map_effective
 from apps.traffic.video_frames import local_video, video_frames
 from core.audit.services import audit_record
 from core.errors import Conflict
-from core.jobs.runner import job_enqueue
+from core.jobs.runner import job_enqueue, job_params_set
 from core.storage import media_name, scratch_file, stored_files
 from core.tenancy.actors import Actor
 from ml import runtime
@@ -75,7 +75,7 @@ def video_analysis_create(
                 media_name(org_id=org.pk, domain=DOMAIN, folder="frames", suffix=".jpg"), probe.first_frame_jpeg
             )
         with transaction.atomic():
-            job = job_enqueue(actor=actor, kind=VIDEO_JOB_KIND, params={})
+            job = job_enqueue(actor=actor, kind=VIDEO_JOB_KIND)
             video = VideoAnalysis.objects.create(
                 organization=org,
                 camera=camera,
@@ -96,8 +96,7 @@ def video_analysis_create(
             )
             # The job needs the video's id and the video row needs its job: the one place the
             # params are filled in after the row exists.
-            job.params = {"video_id": video.pk}
-            job.save(update_fields=["params", "updated_at"])
+            job_params_set(job=job, params={"video_id": video.pk})
             if frame_name:
                 Camera.objects.filter(pk=camera.pk).update(
                     last_frame=frame_name,
