@@ -59,6 +59,10 @@ def _not_found_message(name: str, *, kind: str | None, domain: str | None) -> st
 NOT_NEEDED_TO_SERVE = ("metrics", "model_card", "manifest")
 
 
+def _last_moved(versions: QuerySet[ModelVersion], *, alias: str) -> ModelVersion | None:
+    return versions.filter(aliases__name=alias).order_by("-aliases__updated_at", "-pk").first()
+
+
 def serving_version_get(
     *,
     org: Organization,
@@ -91,8 +95,17 @@ def serving_version_get(
             version = versions.filter(number=number).order_by().first()
         else:
             version = versions.filter(aliases__name=alias).order_by().first()
+    elif default_name and number is None:
+        # the usual case, a plain lookup of the default model (cheapest to compile and run);
+        # when it has no such alias, the model whose alias moved last
+        version = versions.filter(registered_model__name=default_name, aliases__name=alias).order_by().first()
+        if version is None:
+            version = _last_moved(versions, alias=alias)
+        if version is None:
+            what = kind or (f"{domain} " if domain else "") + "model"
+            raise NotFound(f"This organization has no {alias} {what} yet: train or import one first.", code="no_model")
     else:
-        # the default model first, then the one whose alias moved last: one query either way
+        # a number without a name: of the default model if it serves, else of the last moved one
         version = (
             versions.filter(aliases__name=alias)
             .annotate(is_default=Case(When(registered_model__name=default_name, then=1), default=0))
