@@ -49,6 +49,12 @@ VARIABLES: tuple[Var, ...] = (
     Var("S3_REGION", "", "S3 region name."),
     Var("ML_DEVICE", "auto", "`auto`, `cpu`, `cuda` or `cuda:N`; auto picks CUDA when present."),
     Var("ML_CACHE_SIZE", "8", "Loaded model versions kept per process (LRU)."),
+    Var(
+        "ML_SERVING_CACHE_SECONDS",
+        "1",
+        "How long a process reuses its answer to 'which version serves this model' (0: ask the database "
+        "every time); an alias move in the same process applies at once.",
+    ),
     Var("ML_HALF", "true", "Half precision on CUDA for kinds that support it (no effect on CPU)."),
     Var(
         "ML_WARM_UP",

@@ -417,4 +417,8 @@ def cache_info() -> dict[str, Any]:
 
 
 def cache_clear() -> None:
+    """Forget every loaded version and this process's serving answers (tests, operators)."""
+    from ml.selectors import serving_cache_clear
+
     _cache.clear()
+    serving_cache_clear()

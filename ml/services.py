@@ -19,6 +19,7 @@ from ml.artifacts import ArtifactIntegrityError, artifact_store, artifact_zip, m
 from ml.choices import PRODUCTION_ALIAS, VersionSource
 from ml.kinds import ArtifactRejected, ModelKind, Trained, get_kind
 from ml.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, TrainingRun, model_name_validator
+from ml.selectors import serving_cache_clear
 
 
 def _kind_or_400(kind_name: str) -> ModelKind:
@@ -218,6 +219,9 @@ def _alias_move(
 ) -> ModelAlias:
     current = ModelAlias.objects.filter(registered_model=registered_model, name=alias).select_related("version").first()
     previous = current.version if current else None
+    # this process serves the new version at once (others within ML_SERVING_CACHE_SECONDS)
+    serving_cache_clear()
+    transaction.on_commit(serving_cache_clear)
     if current is None:
         current = ModelAlias.objects.create(registered_model=registered_model, name=alias, version=version)
     elif current.version_id != version.pk:

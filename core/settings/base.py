@@ -239,6 +239,7 @@ CELERY_BEAT_SCHEDULE = {
 ML_DEVICE = env.get("ML_DEVICE")
 ML_CACHE_SIZE = env.get_int("ML_CACHE_SIZE")
 ML_HALF = env.get_bool("ML_HALF")
+ML_SERVING_CACHE_SECONDS = float(env.get("ML_SERVING_CACHE_SECONDS"))
 ML_WARM_UP = env.get("ML_WARM_UP")
 
 # --- Security defaults shared by every environment ----------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -92,3 +94,50 @@ def test_a_version_number_without_a_name_is_of_the_default_model(org, tiny_kind)
     assert serving_version_get(org=org, domain="tests", default_name="first", number=2).pk == v2.pk
     with pytest.raises(NotFound):
         serving_version_get(org=org, domain="tests", default_name="first", number=9)
+
+
+def test_a_serving_answer_is_reused_within_the_ttl(org, tiny_kind, settings, django_assert_num_queries):
+    # given
+    settings.ML_SERVING_CACHE_SECONDS = 60
+    v1 = _import(org, "tiny")
+    assert serving_version_get(org=org, name="tiny", domain="tests").pk == v1.pk
+    # then: the second answer costs no query
+    with django_assert_num_queries(0):
+        assert serving_version_get(org=org, name="tiny", domain="tests").pk == v1.pk
+
+
+def test_an_alias_move_is_served_at_once_in_this_process(org, tiny_kind, settings):
+    # given a cached answer for production = v1
+    settings.ML_SERVING_CACHE_SECONDS = 60
+    _import(org, "tiny")
+    v2 = _import(org, "tiny", weight=2.0)
+    assert serving_version_get(org=org, name="tiny", domain="tests").number == 1
+    # when
+    model_alias_set(actor=Actor.system(org), name="tiny", alias="production", version_number=2)
+    # then
+    assert serving_version_get(org=org, name="tiny", domain="tests").pk == v2.pk
+
+
+def test_answers_expire_and_a_zero_ttl_always_asks(org, tiny_kind, settings, django_assert_num_queries):
+    # given
+    _import(org, "tiny")
+    settings.ML_SERVING_CACHE_SECONDS = 0
+    serving_version_get(org=org, name="tiny", domain="tests")
+    with django_assert_num_queries(1):
+        serving_version_get(org=org, name="tiny", domain="tests")
+    # and a tiny TTL has expired by the next call
+    settings.ML_SERVING_CACHE_SECONDS = 0.001
+    serving_version_get(org=org, name="tiny", domain="tests")
+    time.sleep(0.01)
+    with django_assert_num_queries(1):
+        serving_version_get(org=org, name="tiny", domain="tests")
+
+
+def test_answers_are_per_organization(org, other_org, tiny_kind, settings):
+    # given both organizations have a "tiny" model and acme's answer is cached
+    settings.ML_SERVING_CACHE_SECONDS = 60
+    ours = _import(org, "tiny")
+    theirs = _import(other_org, "tiny")
+    assert serving_version_get(org=org, name="tiny", domain="tests").pk == ours.pk
+    # then the other organization gets its own version, never acme's
+    assert serving_version_get(org=other_org, name="tiny", domain="tests").pk == theirs.pk
