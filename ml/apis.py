@@ -31,7 +31,6 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.permissions import require_admin_or_scope
 from core.api.schema import conflict
 from core.api.views import OrgAPIView
 from core.errors import Conflict
@@ -110,7 +109,7 @@ class ModelVersionImportApi(MlAPIView):
         ),
     )
     def post(self, request: Request, name: str) -> Response:
-        require_admin_or_scope(self.actor, Scope.ML)
+        self.actor.require_org_admin("import models")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version = model_version_import(
@@ -195,7 +194,7 @@ class ModelAliasApi(MlAPIView):
 
     @extend_schema(tags=ML_TAG, request=InputSerializer, responses=OutputSerializer)
     def put(self, request: Request, name: str, alias: str) -> Response:
-        require_admin_or_scope(self.actor, Scope.ML)
+        self.actor.require_org_admin("move model aliases")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         alias_row = model_alias_set(

@@ -37,13 +37,3 @@ class IsOrganizationMember(BasePermission):
         if scope and not actor.has_scope(scope):
             raise exceptions.PermissionDenied(f"This endpoint needs the '{scope}' scope.")
         return True
-
-
-def require_admin_or_scope(actor: Actor, scope: str) -> None:
-    """Admin-only writes (promotions, imports): an org admin in the portal, or a key with `scope`."""
-    if actor.api_key is not None:
-        if not actor.has_scope(scope):
-            raise exceptions.PermissionDenied(f"This action needs the '{scope}' scope.")
-        return
-    if not actor.is_org_admin:
-        raise exceptions.PermissionDenied("Only organization admins may do this.")
