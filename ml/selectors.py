@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, Prefetch, QuerySet, When
+from django.db.models import Prefetch, QuerySet
 
 from core.errors import NotFound
 from core.tenancy.models import Organization
@@ -143,23 +143,14 @@ def _serving_version_lookup(
             version = versions.filter(number=number).order_by().first()
         else:
             version = versions.filter(aliases__name=alias).order_by().first()
-    elif default_name and number is None:
-        # the usual case, a plain lookup of the default model (cheapest to compile and run);
-        # when it has no such alias, the model whose alias moved last
-        version = versions.filter(registered_model__name=default_name, aliases__name=alias).order_by().first()
+    else:
+        # the default model when it serves (a plain lookup, the cheapest), else the model whose
+        # alias moved last; a number then picks that version of the serving model
+        version = None
+        if default_name:
+            version = versions.filter(registered_model__name=default_name, aliases__name=alias).order_by().first()
         if version is None:
             version = _last_moved(versions, alias=alias)
-        if version is None:
-            what = kind or (f"{domain} " if domain else "") + "model"
-            raise NotFound(f"This organization has no {alias} {what} yet: train or import one first.", code="no_model")
-    else:
-        # a number without a name: of the default model if it serves, else of the last moved one
-        version = (
-            versions.filter(aliases__name=alias)
-            .annotate(is_default=Case(When(registered_model__name=default_name, then=1), default=0))
-            .order_by("-is_default", "-aliases__updated_at", "-pk")
-            .first()
-        )
         if version is None:
             what = kind or (f"{domain} " if domain else "") + "model"
             raise NotFound(f"This organization has no {alias} {what} yet: train or import one first.", code="no_model")
