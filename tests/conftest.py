@@ -123,6 +123,25 @@ def api(api_client_for: Callable[..., Any], org: Any) -> Any:
 
 
 @pytest.fixture
+def client_for(make_member: Callable[..., Any]) -> Callable[..., Any]:
+    """`client_for(org, role)` → a Django test client signed in as a new member with `role`."""
+    from django.test import Client
+
+    def make(org: Any, role: str = "org_admin") -> Client:
+        client = Client()
+        client.force_login(make_member(org, role=role))
+        return client
+
+    return make
+
+
+@pytest.fixture
+def admin_client_acme(client_for: Callable[..., Any], org: Any) -> Any:
+    """An org admin of `acme`, signed in to the portal."""
+    return client_for(org, "org_admin")
+
+
+@pytest.fixture
 def other_api(api_client_for: Callable[..., Any], other_org: Any) -> Any:
     """An API client of organization `globex` with every scope (for tenancy tests)."""
     return api_client_for(other_org)

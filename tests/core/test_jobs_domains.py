@@ -54,18 +54,6 @@ SCOPE_SEES: dict[str, set[str]] = {
 
 
 @pytest.fixture
-def client_for(make_member: Callable[..., Any]) -> Callable[..., Client]:
-    """`client_for(org, role)` → a Django test client signed in as a new member with `role`."""
-
-    def make(org: Any, role: str) -> Client:
-        client = Client()
-        client.force_login(make_member(org, role=role))
-        return client
-
-    return make
-
-
-@pytest.fixture
 def domain_jobs(org: Any) -> dict[str, Job]:
     """One queued job per domain of `acme` (enqueued, never sent: the test transaction never commits)."""
     system = Actor.system(org)

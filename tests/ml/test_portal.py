@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from core.tenancy.choices import Role
@@ -20,22 +19,7 @@ PORTAL_TINY_KIND = "tests.portal_tiny"
 
 
 # The portal pages need a kind whose versions take any metrics; tests/ml/conftest.py's
-# `tiny_kind` is a trained torch model, so these fixtures keep their own threshold kind.
-@pytest.fixture
-def client_for(make_member: Callable[..., Any]) -> Callable[..., Client]:
-    """`client_for(org, role)` → a Django test client signed in as a new member with `role`."""
-
-    def make(org: Any, role: str = "org_admin") -> Client:
-        client = Client()
-        client.force_login(make_member(org, role=role))
-        return client
-
-    return make
-
-
-@pytest.fixture
-def admin_client_acme(client_for: Callable[..., Client], org: Any) -> Client:
-    return client_for(org, "org_admin")
+# `tiny_kind` is a trained torch model, so this module keeps its own threshold kind.
 
 
 @pytest.fixture
