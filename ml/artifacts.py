@@ -18,11 +18,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
 
-from core.storage import file_sha256
+from core.storage import file_sha256, scratch_directory
 
 
 class ArtifactIntegrityError(Exception):
@@ -102,8 +101,8 @@ def artifact_fetch(*, prefix: str, manifest: dict[str, Any], destination: Path) 
 
 def artifact_zip(*, prefix: str, manifest: dict[str, Any], handle: Any) -> None:
     """Write the verified artifact plus MANIFEST.json as a zip into the binary `handle`."""
-    with tempfile.TemporaryDirectory(dir=_ensure_dir(settings.MODEL_CACHE_DIR)) as tmp:
-        local = artifact_fetch(prefix=prefix, manifest=manifest, destination=Path(tmp) / "artifact")
+    with scratch_directory(prefix="export-") as tmp:
+        local = artifact_fetch(prefix=prefix, manifest=manifest, destination=tmp / "artifact")
         with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for relative in manifest["files"]:
                 archive.write(local / relative, arcname=relative)

@@ -4,8 +4,6 @@ something to show the moment `make run` is up."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -45,10 +43,8 @@ def _demo_model_train(*, actor: Actor, stdout: Any) -> None:
     org = actor.organization
     dataset = CreditDataset.objects.filter(organization=org, name=DEMO_DATASET).first()
     if dataset is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "demo_credit.csv"
-            generate_credit_applications(DEMO_ROWS, seed=7).to_csv(path, index=False)
-            upload = SimpleUploadedFile("demo_credit.csv", path.read_bytes(), content_type="text/csv")
+        csv_bytes = generate_credit_applications(DEMO_ROWS, seed=7).to_csv(index=False).encode()
+        upload = SimpleUploadedFile("demo_credit.csv", csv_bytes, content_type="text/csv")
         dataset = dataset_create(actor=actor, upload=upload, name=DEMO_DATASET, target="default")
         edits = [
             {"name": c["name"], "description": FEATURE_DESCRIPTIONS[c["name"]]}
