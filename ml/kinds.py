@@ -55,7 +55,9 @@ Optional capabilities (the runtime asks `kind.supports(name)`; the defaults rais
   first request is as fast as the rest.
 - `unload(loaded)`: release what the loaded object holds (GPU memory, threads) on eviction.
 
-Attributes: `max_batch_size` (the runtime splits larger `predict`/`explain` calls and joins the
+Attributes: `family` (kinds of one family share registered models: a retail model's versions may be
+ALS, BPR or item-kNN, so an A/B split compares two algorithms; default: the kind's own name),
+`max_batch_size` (the runtime splits larger `predict`/`explain` calls and joins the
 outputs), `uses_torch` (predict under `torch.inference_mode()`), `supports_half`, `loads_code`
 (the artifact format can run code when loaded: imported only by org admins, validated out of
 process), `import_filename` (what an imported file is stored as).
@@ -113,6 +115,9 @@ class Trained:
     input_schema: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
     model_card: dict[str, Any] = field(default_factory=dict)
+    # the kind the version is filed under when training chose it (a search across a family's
+    # algorithms serves the winner); empty: the run's own kind
+    kind: str = ""
 
 
 @dataclass
@@ -141,6 +146,7 @@ class ModelKind(Generic[LoadedT, InT, OutT]):
 
     name: str = ""
     artifact_format: str = ""
+    family: str = ""  # kinds of one family may be versions of the same registered model
     loads_code: bool = False
     uses_torch: bool = False
     supports_half: bool = False
@@ -197,6 +203,11 @@ class ModelKind(Generic[LoadedT, InT, OutT]):
         The default refuses: a kind must opt in to imports.
         """
         raise ArtifactRejected(f"Model kind {self.name} does not accept imported artifacts.")
+
+    @property
+    def family_name(self) -> str:
+        """The family whose kinds may share a registered model (the kind's own name by default)."""
+        return self.family or self.name
 
     @property
     def domain(self) -> str:

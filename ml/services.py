@@ -38,11 +38,11 @@ def registered_model_ensure(*, actor: Actor, name: str, kind: str, description: 
         model_name_validator(name)
     except DjangoValidationError as exc:
         raise ValidationFailed("Invalid model name.", fields={"model": list(exc.messages)}) from exc
-    _kind_or_400(kind)
+    family = _kind_or_400(kind).family_name
     model, created = RegisteredModel.objects.get_or_create(
         organization=actor.organization, name=name, defaults={"kind": kind, "description": description}
     )
-    if model.kind != kind:
+    if model.kind != kind and get_kind(model.kind).family_name != family:
         raise Conflict(
             f"Model {name!r} is of kind {model.kind}, not {kind}.",
             code="kind_mismatch",
@@ -68,13 +68,17 @@ def model_version_create(
     parent: ModelVersion | None = None,
     training_run: TrainingRun | None = None,
     promote: bool = False,
+    kind_name: str = "",
 ) -> ModelVersion:
     """Store the artifact in `directory` as the model's next version.
 
-    The first version of a model becomes `production` automatically; later ones only when
-    `promote` is true (or through `model_alias_set`).
+    `kind_name` files the version under another kind of the model's family (default: the
+    model's kind). The first version of a model becomes `production` automatically; later ones
+    only when `promote` is true (or through `model_alias_set`).
     """
-    kind = get_kind(registered_model.kind)
+    kind = get_kind(kind_name or registered_model.kind)
+    if kind.family_name != get_kind(registered_model.kind).family_name:
+        raise Conflict(f"Model {registered_model.name!r} does not hold {kind.name} versions.", code="kind_mismatch")
     # Lock the model row so concurrent creations get consecutive numbers.
     RegisteredModel.objects.select_for_update().filter(pk=registered_model.pk).first()
     number = (registered_model.versions.aggregate(n=Max("number"))["n"] or 0) + 1
@@ -115,8 +119,13 @@ def model_version_create(
 def model_version_from_trained(
     *, actor: Actor, registered_model: RegisteredModel, trained: Trained, **kwargs: Any
 ) -> ModelVersion:
-    """Save a freshly trained model through its kind and register it as a new version."""
-    kind = get_kind(registered_model.kind)
+    """Save a freshly trained model through its kind and register it as a new version.
+
+    The kind is `trained.kind` when training chose one, else `kind_name`, else the model's.
+    """
+    requested = kwargs.pop("kind_name", "")
+    kind_name = trained.kind or requested or registered_model.kind
+    kind = get_kind(kind_name)
     with scratch_directory(prefix="save-") as tmp:
         kind.save(trained, tmp)
         return model_version_create(
@@ -129,6 +138,7 @@ def model_version_from_trained(
             input_schema=trained.input_schema,
             model_card=trained.model_card,
             data_fingerprint=trained.data_fingerprint,
+            kind_name=kind.name,
             **kwargs,
         )
 

@@ -98,5 +98,6 @@ def train(ctx: JobContext) -> dict[str, Any]:
         parent=run.parent_version,
         training_run=run,
         promote=run.promote,
+        kind_name=run.kind,
     )
     return {"model": run.registered_model.name, "version": version.number, "metrics": version.metrics}

@@ -1,0 +1,678 @@
+"""Retail's model kinds: implicit ALS and BPR, an item-item cosine kNN, popularity, and `auto`.
+
+The only retail module that imports `implicit`. Every kind is of the family `retail.recommender`,
+so one registered model's versions may be any of them and an A/B split can compare two
+algorithms. They share one artifact format (`retail-npz`: numpy arrays without pickle, JSON id
+maps and parameters) and one loader, which dispatches on the algorithm recorded in the artifact.
+
+Training (`train`): the interaction table is split temporally (`evaluation.leave_last_out`); a
+parameter grid (`params["search"]`) or, for `auto`, every algorithm is tried on a validation
+split carved the same way from the training part; the chosen configuration is fitted on the
+training part, evaluated on the held-out part beside a popularity baseline on the same split,
+and that very model is the version (its metrics describe the served artifact; customers'
+held-out and later events still count when serving, see `RecommendRequest.user_items`).
+
+Serving (`predict` with `RecommendRequest` or `SimilarRequest`, `explain` with `ExplainRequest`)
+takes rows already mapped through the version's `IdMaps` (`preprocessor`). ALS recomputes the
+customer's factors from their live interaction row (implicit's `recalculate_user`), so an event
+since training counts at once; BPR uses its trained factors, folding in a customer it never saw
+from the items they touched; kNN and popularity score the live row directly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from apps.retail.choices import ALS_KIND, BPR_KIND, FAMILY, ITEM_KNN_KIND, POPULARITY_KIND, Algorithm
+from apps.retail.evaluation import (
+    METRIC_DEFINITIONS,
+    InteractionTable,
+    K,
+    RecommendFn,
+    Split,
+    evaluate,
+    leave_last_out,
+    popularity_recommend,
+    popularity_scores,
+)
+from core.errors import ValidationFailed
+from ml.kinds import ArtifactRejected, ModelKind, Reporter, Trained, register_kind
+
+ARTIFACT_FORMAT = "retail-npz"
+MAX_TRIALS = 48
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    Algorithm.ALS: {"factors": 64, "regularization": 0.05, "alpha": 1.0, "iterations": 15},
+    Algorithm.BPR: {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100},
+    Algorithm.ITEM_KNN: {"neighbours": 100},
+    Algorithm.POPULARITY: {},
+}
+# the values a search may try for each algorithm (and their types)
+PARAM_TYPES: dict[str, dict[str, type]] = {
+    Algorithm.ALS: {"factors": int, "regularization": float, "alpha": float, "iterations": int},
+    Algorithm.BPR: {"factors": int, "learning_rate": float, "regularization": float, "iterations": int},
+    Algorithm.ITEM_KNN: {"neighbours": int},
+    Algorithm.POPULARITY: {},
+}
+LIMITS: dict[str, tuple[float, float]] = {
+    "factors": (1, 1024),
+    "regularization": (0.0, 1000.0),
+    "alpha": (0.0, 10_000.0),
+    "iterations": (1, 1000),
+    "learning_rate": (1e-6, 10.0),
+    "neighbours": (1, 10_000),
+}
+# the small grids `auto` tries for each algorithm on the validation split
+AUTO_GRID: dict[str, dict[str, list[Any]]] = {
+    Algorithm.ALS: {"factors": [32, 64], "regularization": [0.05, 1.0]},
+    Algorithm.BPR: {"factors": [64]},
+    Algorithm.ITEM_KNN: {"neighbours": [50, 200]},
+    Algorithm.POPULARITY: {},
+}
+
+
+# --- What the loader materialises and what serving passes in ----------------------------------------
+
+
+@dataclass
+class Interactions:
+    """A training run's data: the aggregated (customer, item) table and the ids behind its rows."""
+
+    table: InteractionTable
+    customer_ids: list[str]
+    item_ids: list[str]
+    fingerprint: str = ""
+    description: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class IdMaps:
+    """The version's customer and item ids ↔ matrix rows (the merchant's own ids)."""
+
+    customers: list[str]
+    items: list[str]
+    customer_rows: dict[str, int] = field(default_factory=dict)
+    item_rows: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.customer_rows = {customer: row for row, customer in enumerate(self.customers)}
+        self.item_rows = {item: row for row, item in enumerate(self.items)}
+
+    def item_rows_of(self, ids: Sequence[str]) -> list[int]:
+        return [self.item_rows[item] for item in ids if item in self.item_rows]
+
+    def live_row(self, weights: Mapping[str, float]) -> sp.csr_matrix:
+        """A 1 x items CSR row of confidences from `{item id: weight}` (ids the model lacks are skipped)."""
+        pairs = sorted((self.item_rows[item], weight) for item, weight in weights.items() if item in self.item_rows)
+        columns = np.fromiter((column for column, _ in pairs), dtype=np.int32, count=len(pairs))
+        data = np.fromiter((weight for _, weight in pairs), dtype=np.float32, count=len(pairs))
+        return sp.csr_matrix((data, columns, np.array([0, len(pairs)], dtype=np.int32)), shape=(1, len(self.items)))
+
+
+@dataclass(frozen=True)
+class RecommendRequest:
+    """Top-n items for one customer.
+
+    `user_items` is the customer's live 1 x items confidence row (every event up to now);
+    `customer_row` their row in the version (None for a customer it never saw); `exclude` item
+    rows never to return; `items` the only rows to consider (a category), or None for all.
+    """
+
+    user_items: sp.csr_matrix
+    customer_row: int | None = None
+    n: int = 10
+    filter_seen: bool = True
+    exclude: tuple[int, ...] = ()
+    items: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SimilarRequest:
+    """The n items most similar to `item_row` (never the item itself)."""
+
+    item_row: int
+    n: int = 10
+    exclude: tuple[int, ...] = ()
+    items: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """Why `item_rows` were recommended to the customer with the live row `user_items`."""
+
+    user_items: sp.csr_matrix
+    item_rows: tuple[int, ...]
+    reasons: int = 3
+
+
+@dataclass(frozen=True)
+class Recommended:
+    """Ranked item rows and their scores (best first)."""
+
+    items: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass
+class LoadedRecommender:
+    """A loaded version: its algorithm, the implicit model (None for popularity) and its id maps."""
+
+    algorithm: str
+    model: Any
+    ids: IdMaps
+    popularity: np.ndarray
+    params: dict[str, Any]
+
+
+# --- Fitting --------------------------------------------------------------------------------------
+
+
+def _implicit_model(algorithm: str, params: Mapping[str, Any], *, seed: int = 0) -> Any:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):  # implicit checks (and warns about) BLAS threads on construction
+        return _implicit_model_built(algorithm, params, seed=seed)
+
+
+def _implicit_model_built(algorithm: str, params: Mapping[str, Any], *, seed: int) -> Any:
+    from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+    from implicit.nearest_neighbours import CosineRecommender
+
+    if algorithm == Algorithm.ALS:
+        return AlternatingLeastSquares(
+            factors=int(params["factors"]),
+            regularization=float(params["regularization"]),
+            alpha=float(params["alpha"]),
+            iterations=int(params["iterations"]),
+            calculate_training_loss=bool(params.get("report_loss", True)),
+            random_state=seed,
+        )
+    if algorithm == Algorithm.BPR:
+        return BayesianPersonalizedRanking(
+            factors=int(params["factors"]),
+            learning_rate=float(params["learning_rate"]),
+            regularization=float(params["regularization"]),
+            iterations=int(params["iterations"]),
+            random_state=seed,
+        )
+    if algorithm == Algorithm.ITEM_KNN:
+        return CosineRecommender(K=int(params["neighbours"]))
+    return None
+
+
+def fit(
+    algorithm: str,
+    matrix: sp.csr_matrix,
+    params: Mapping[str, Any],
+    *,
+    on_iteration: Callable[[int, float | None], None] | None = None,
+    seed: int = 0,
+) -> Any:
+    """Fit `algorithm` on the customers x items `matrix`; the implicit model, or None for popularity."""
+    from threadpoolctl import threadpool_limits
+
+    model = _implicit_model(algorithm, params, seed=seed)
+    if model is None:
+        return None
+    with threadpool_limits(1, "blas"):  # implicit's own threads do the work; BLAS threads only contend
+        if algorithm == Algorithm.ITEM_KNN:
+            model.fit(matrix, show_progress=False)
+        else:
+            model.fit(matrix, show_progress=False, callback=_callback(on_iteration))
+    return model
+
+
+def _callback(on_iteration: Callable[[int, float | None], None] | None) -> Callable[..., None]:
+
+    def callback(iteration: int, elapsed: float, *rest: Any) -> None:
+        loss = rest[0] if rest and isinstance(rest[0], int | float) else None
+        if on_iteration is not None:
+            on_iteration(iteration, None if loss is None else float(loss))
+
+    return callback
+
+
+def _recommend_fn(algorithm: str, model: Any, train: sp.csr_matrix) -> RecommendFn:
+    """The evaluation's view of a fitted model: trained customers' top k, their train items excluded."""
+    if model is None:
+        return popularity_recommend(train)
+
+    def recommend(rows: np.ndarray, user_items: sp.csr_matrix, k: int) -> np.ndarray:
+        ids, _ = model.recommend(rows, user_items, N=k, filter_already_liked_items=True)
+        ids = np.asarray(ids).reshape(len(rows), -1)
+        if ids.shape[1] < k:  # kNN returns short lists for customers with few neighbours
+            ids = np.pad(ids, ((0, 0), (0, k - ids.shape[1])), constant_values=-1)
+        return ids[:, :k]
+
+    return recommend
+
+
+# --- Parameters -----------------------------------------------------------------------------------
+
+
+def _typed(algorithm: str, name: str, value: Any, *, where: str) -> Any:
+    types = PARAM_TYPES[algorithm]
+    if name not in types:
+        known = ", ".join(sorted(types)) or "none"
+        raise ValidationFailed(
+            f"{algorithm} has no parameter {name!r} (known: {known}).", fields={where: [f"Unknown: {name}."]}
+        )
+    wanted = types[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or (wanted is int and value != int(value)):
+        raise ValidationFailed(f"{name} must be a number.", fields={where: [f"{name}: expected {wanted.__name__}."]})
+    low, high = LIMITS[name]
+    if not low <= value <= high:
+        raise ValidationFailed(f"{name} must be in [{low:g}, {high:g}].", fields={where: [f"{name}: out of range."]})
+    return wanted(value)
+
+
+def resolve_params(algorithm: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The algorithm's defaults overlaid with `params` (validated); `search`/`holdout`/`seed` kept aside."""
+    resolved = dict(DEFAULTS[algorithm])
+    for name, value in params.items():
+        if name in {"search", "holdout", "seed", "report_loss"}:
+            continue
+        resolved[name] = _typed(algorithm, name, value, where="params")
+    return resolved
+
+
+def search_grid(algorithm: str, search: Any) -> list[dict[str, Any]]:
+    """Every combination of `search`'s value lists for `algorithm`, validated (at most MAX_TRIALS)."""
+    if not isinstance(search, Mapping) or not search:
+        raise ValidationFailed("search must be an object of parameter → list of values.", fields={"search": ["Bad."]})
+    names, values = [], []
+    for name, options in search.items():
+        if not isinstance(options, list) or not options:
+            raise ValidationFailed(f"search.{name} must be a non-empty list.", fields={"search": [f"{name}: list."]})
+        names.append(name)
+        values.append([_typed(algorithm, name, value, where="search") for value in options])
+    grid = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+    if len(grid) > MAX_TRIALS:
+        raise ValidationFailed(
+            f"The search has {len(grid)} combinations; at most {MAX_TRIALS}.", fields={"search": ["Too many."]}
+        )
+    return grid
+
+
+# --- The kinds ------------------------------------------------------------------------------------
+
+
+class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
+    """One algorithm of the retail recommender family (see the module docstring)."""
+
+    algorithm: str = Algorithm.ALS
+    family = FAMILY
+    artifact_format = ARTIFACT_FORMAT
+    max_batch_size = 1000
+
+    # -- training
+
+    def candidates(self, params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """The (algorithm, parameters) configurations this run chooses between (one: no choice)."""
+        base = resolve_params(self.algorithm, params)
+        if "search" not in params:
+            return [(self.algorithm, base)]
+        return [(self.algorithm, {**base, **combo}) for combo in search_grid(self.algorithm, params["search"])]
+
+    def train(self, *, data: Interactions, params: dict[str, Any], report: Reporter, parent: Any = None) -> Trained:
+        holdout = params.get("holdout", 1)
+        if isinstance(holdout, bool) or not isinstance(holdout, int) or not 1 <= holdout <= 50:
+            raise ValidationFailed("holdout must be an integer in [1, 50].", fields={"params": ["holdout"]})
+        seed = int(params.get("seed", 0)) if isinstance(params.get("seed", 0), int) else 0
+        candidates = self.candidates(params)
+        if len(data.table) == 0:
+            raise ValidationFailed("There are no interactions to train on.", code="no_data")
+        split = leave_last_out(data.table, holdout=holdout)
+        trials: list[dict[str, Any]] = []
+        chosen_algorithm, chosen = candidates[0]
+        if len(candidates) > 1:
+            validation = leave_last_out(split.train, holdout=holdout)
+            train_matrix = validation.train.matrix()
+            for index, (algorithm, config) in enumerate(candidates):
+                report(progress=0.6 * index / len(candidates), message=f"Trial {index + 1}/{len(candidates)}")
+                started = time.perf_counter()
+                model = fit(algorithm, train_matrix, {**config, "report_loss": False}, seed=seed)
+                metrics = evaluate(_recommend_fn(algorithm, model, train_matrix), validation)
+                trial = {
+                    "algorithm": str(algorithm),
+                    "params": config,
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+                trial |= {f"validation_{name}": round(value, 6) for name, value in metrics.items()}
+                trials.append(trial)
+                report(
+                    metrics={"trial": index + 1, "algorithm": algorithm, f"validation_ndcg@{K}": metrics[f"ndcg@{K}"]}
+                )
+            best = max(range(len(trials)), key=lambda i: (trials[i][f"validation_ndcg@{K}"], -i))
+            trials[best]["chosen"] = True
+            chosen_algorithm, chosen = candidates[best]
+        offset = 0.6 if len(candidates) > 1 else 0.0
+        matrix = split.train.matrix()
+        iterations = int(chosen.get("iterations", 1))
+
+        def on_iteration(iteration: int, loss: float | None) -> None:
+            metrics: dict[str, Any] = {"iteration": iteration + 1}
+            if loss is not None:
+                metrics["loss"] = loss
+            report(progress=offset + (1 - offset) * 0.9 * (iteration + 1) / iterations, metrics=metrics)
+
+        started = time.perf_counter()
+        model = fit(
+            chosen_algorithm,
+            matrix,
+            {**chosen, "report_loss": params.get("report_loss", True)},
+            on_iteration=on_iteration,
+            seed=seed,
+        )
+        fit_seconds = time.perf_counter() - started
+        report(progress=offset + (1 - offset) * 0.92, message="Evaluating on the held-out split")
+        metrics = self._offline_metrics(chosen_algorithm, model, matrix, split)
+        metrics["fit_seconds"] = round(fit_seconds, 3)
+        loaded = LoadedRecommender(
+            algorithm=str(chosen_algorithm),
+            model=model,
+            ids=IdMaps(customers=data.customer_ids, items=data.item_ids),
+            popularity=popularity_scores(matrix).astype(np.float32),
+            params=chosen,
+        )
+        return Trained(
+            model=loaded,
+            metrics=metrics,
+            params={"algorithm": str(chosen_algorithm), **chosen, "holdout": holdout, "seed": seed, "trials": trials},
+            input_schema={"customers": len(data.customer_ids), "items": len(data.item_ids), **data.description},
+            data_fingerprint=data.fingerprint,
+            model_card={
+                "algorithm": str(chosen_algorithm),
+                "split": split.describe(),
+                "metric_definitions": METRIC_DEFINITIONS,
+            },
+            kind=KIND_NAMES[chosen_algorithm],
+        )
+
+    @staticmethod
+    def _offline_metrics(algorithm: str, model: Any, matrix: sp.csr_matrix, split: Split) -> dict[str, Any]:
+        ours = evaluate(_recommend_fn(algorithm, model, matrix), split)
+        baseline = evaluate(popularity_recommend(matrix), split)
+        beats = ours[f"ndcg@{K}"] > baseline[f"ndcg@{K}"]
+        metrics: dict[str, Any] = {name: round(value, 6) for name, value in ours.items()}
+        metrics["popularity"] = {name: round(value, 6) for name, value in baseline.items()}
+        metrics["beats_popularity"] = bool(beats) if algorithm != Algorithm.POPULARITY else None
+        metrics["split"] = split.describe()
+        metrics["k"] = K
+        if not beats and algorithm != Algorithm.POPULARITY:
+            metrics["warning"] = (
+                f"This version does not beat the popularity baseline on NDCG@{K} "
+                f"({ours[f'ndcg@{K}']:.4f} vs {baseline[f'ndcg@{K}']:.4f}): the best-sellers serve these "
+                "customers as well; consider more history, another algorithm, or popularity itself."
+            )
+        return metrics
+
+    # -- artifact
+
+    def save(self, trained: Trained, directory: Path) -> None:
+        loaded: LoadedRecommender = trained.model
+        arrays: dict[str, np.ndarray] = {"popularity": np.asarray(loaded.popularity, dtype=np.float32)}
+        model = loaded.model
+        if loaded.algorithm in (Algorithm.ALS, Algorithm.BPR):
+            arrays["user_factors"] = np.asarray(model.user_factors, dtype=np.float32)
+            arrays["item_factors"] = np.asarray(model.item_factors, dtype=np.float32)
+        elif loaded.algorithm == Algorithm.ITEM_KNN:
+            similarity = model.similarity.tocsr()
+            arrays |= {
+                "similarity_data": similarity.data.astype(np.float64),
+                "similarity_indices": similarity.indices.astype(np.int32),
+                "similarity_indptr": similarity.indptr.astype(np.int64),
+            }
+        np.savez(directory / "arrays.npz", allow_pickle=False, **arrays)
+        (directory / "ids.json").write_text(json.dumps({"customers": loaded.ids.customers, "items": loaded.ids.items}))
+        (directory / "model.json").write_text(json.dumps({"algorithm": loaded.algorithm, "params": loaded.params}))
+
+    def load(self, directory: Path, *, device: str, half: bool = False) -> LoadedRecommender:
+        try:
+            meta = json.loads((directory / "model.json").read_text())
+            ids = json.loads((directory / "ids.json").read_text())
+            with np.load(directory / "arrays.npz", allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactRejected(f"Not a {ARTIFACT_FORMAT} artifact: {exc}") from exc
+        algorithm = meta["algorithm"]
+        params = dict(meta.get("params") or {})
+        model = _implicit_model(algorithm, {**DEFAULTS.get(algorithm, {}), **params, "report_loss": False})
+        if algorithm in (Algorithm.ALS, Algorithm.BPR):
+            model.user_factors = arrays["user_factors"]
+            model.item_factors = arrays["item_factors"]
+            if algorithm == Algorithm.BPR:
+                model.factors = int(arrays["item_factors"].shape[1])  # factors + the item-bias column
+        elif algorithm == Algorithm.ITEM_KNN:
+            from implicit.nearest_neighbours import NearestNeighboursScorer
+
+            n_items = len(ids["items"])
+            model.similarity = sp.csr_matrix(
+                (arrays["similarity_data"], arrays["similarity_indices"], arrays["similarity_indptr"]),
+                shape=(n_items, n_items),
+            )
+            model.scorer = NearestNeighboursScorer(model.similarity)
+        return LoadedRecommender(
+            algorithm=algorithm,
+            model=model,
+            ids=IdMaps(customers=list(ids["customers"]), items=list(ids["items"])),
+            popularity=arrays["popularity"],
+            params=params,
+        )
+
+    def preprocessor(self, loaded: LoadedRecommender) -> IdMaps:
+        return loaded.ids
+
+    def warm_up(self, loaded: LoadedRecommender) -> None:
+        if loaded.ids.items:  # builds implicit's cached Gram matrix (ALS) and the first top-k buffers
+            self.predict(loaded, [RecommendRequest(user_items=loaded.ids.live_row({loaded.ids.items[0]: 1.0}))])
+
+    # -- serving
+
+    def predict(self, loaded: LoadedRecommender, inputs: Sequence[Any], **options: Any) -> list[Recommended]:
+        if inputs and all(isinstance(request, RecommendRequest) for request in inputs) and _batchable(inputs):
+            return self._recommend_batch(loaded, list(inputs))
+        out: list[Recommended] = []
+        for request in inputs:
+            if isinstance(request, SimilarRequest):
+                out.append(self._similar(loaded, request))
+            elif isinstance(request, RecommendRequest):
+                out.extend(self._recommend_batch(loaded, [request]))
+            else:
+                raise TypeError(f"{type(request).__name__} is not a retail request")
+        return out
+
+    def _recommend_batch(self, loaded: LoadedRecommender, requests: list[RecommendRequest]) -> list[Recommended]:
+        first = requests[0]
+        n = first.n
+        user_items = (
+            requests[0].user_items if len(requests) == 1 else sp.vstack([r.user_items for r in requests]).tocsr()
+        )
+        filter_items = np.array(first.exclude, dtype=np.int32) if first.exclude else None
+        items = np.array(first.items, dtype=np.int32) if first.items is not None else None
+        if items is not None and items.size == 0:
+            return [Recommended(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in requests]
+        if items is not None and filter_items is not None:  # implicit takes one or the other
+            items, filter_items = np.setdiff1d(items, filter_items), None
+        algorithm, model = loaded.algorithm, loaded.model
+        if algorithm == Algorithm.POPULARITY:
+            return [_top_from_scores(loaded.popularity, r.user_items, r) for r in requests]
+        if algorithm == Algorithm.BPR:
+            return [self._bpr_one(loaded, request, filter_items, items) for request in requests]
+        userids: Any = 0 if len(requests) == 1 else np.arange(len(requests))
+        ids, scores = model.recommend(
+            userids,
+            user_items,
+            N=n,
+            filter_already_liked_items=first.filter_seen,
+            filter_items=filter_items,
+            items=items,
+            recalculate_user=algorithm == Algorithm.ALS,
+        )
+        ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
+        return [_valid(ids[i], scores[i], n) for i in range(len(requests))]
+
+    @staticmethod
+    def _bpr_one(
+        loaded: LoadedRecommender, request: RecommendRequest, filter_items: np.ndarray | None, items: np.ndarray | None
+    ) -> Recommended:
+        model = loaded.model
+        if request.customer_row is not None:
+            ids, scores = model.recommend(
+                request.customer_row,
+                request.user_items,
+                N=request.n,
+                filter_already_liked_items=request.filter_seen,
+                filter_items=filter_items,
+                items=items,
+            )
+            return _valid(ids, scores, request.n)
+        # a customer BPR never saw: their factors are the mean of the factors of what they touched
+        touched = request.user_items.indices
+        if touched.size == 0:
+            return Recommended(np.empty(0, np.int64), np.empty(0, np.float32))
+        user = model.item_factors[touched].mean(axis=0)
+        user[-1] = 1.0  # implicit's BPR keeps the item bias in the last column, the user's is 1
+        scores = model.item_factors @ user
+        return _top_from_scores(scores, request.user_items, request)
+
+    def _similar(self, loaded: LoadedRecommender, request: SimilarRequest) -> Recommended:
+        if loaded.algorithm == Algorithm.POPULARITY:
+            return Recommended(np.empty(0, np.int64), np.empty(0, np.float32))
+        exclude = np.array(sorted({*request.exclude, request.item_row}), dtype=np.int32)
+        items = np.array(request.items, dtype=np.int32) if request.items is not None else None
+        if items is not None:
+            items = np.setdiff1d(items, exclude)
+            if items.size == 0:
+                return Recommended(np.empty(0, np.int64), np.empty(0, np.float32))
+        ids, scores = loaded.model.similar_items(
+            request.item_row,
+            N=request.n + (0 if items is not None else len(exclude)),
+            filter_items=None if items is not None else exclude,
+            items=items,
+        )
+        keep = np.isin(ids, exclude, invert=True)
+        return _valid(np.asarray(ids)[keep], np.asarray(scores)[keep], request.n)
+
+    def explain(self, loaded: LoadedRecommender, inputs: Sequence[ExplainRequest], **options: Any) -> list[Any]:
+        """Per request, per item: the customer's past item rows that contributed most, with their share."""
+        out: list[list[list[tuple[int, float]]]] = []
+        for request in inputs:
+            row = request.user_items
+            per_item: list[list[tuple[int, float]]] = []
+            user_weights = None
+            for item in request.item_rows:
+                if loaded.algorithm == Algorithm.ALS and row.nnz:
+                    _, contributions, user_weights = loaded.model.explain(
+                        0, row, item, user_weights=user_weights, N=request.reasons
+                    )
+                    pairs = [(int(past), float(score)) for past, score in contributions]
+                else:
+                    pairs = _similarity_reasons(loaded, row, item, request.reasons)
+                per_item.append([pair for pair in pairs if pair[1] > 0])
+            out.append(per_item)
+        return out
+
+
+def _similarity_reasons(loaded: LoadedRecommender, row: sp.csr_matrix, item: int, n: int) -> list[tuple[int, float]]:
+    """Contributions as similarity x confidence of each past item (kNN's own score, BPR's cosine)."""
+    past, confidence = row.indices, row.data
+    if past.size == 0 or loaded.algorithm == Algorithm.POPULARITY:
+        return []
+    if loaded.algorithm == Algorithm.ITEM_KNN:
+        similarity = np.asarray(loaded.model.similarity[past][:, [item]].todense()).ravel()
+    else:
+        factors = loaded.model.item_factors
+        norms = np.linalg.norm(factors[past], axis=1) * np.linalg.norm(factors[item]) + 1e-9
+        similarity = (factors[past] @ factors[item]) / norms
+    scores = similarity * confidence
+    order = np.argsort(-scores)[:n]
+    return [(int(past[i]), float(scores[i])) for i in order]
+
+
+def _batchable(requests: Sequence[RecommendRequest]) -> bool:
+    first = requests[0]
+    return all(
+        (r.n, r.filter_seen, r.exclude, r.items) == (first.n, first.filter_seen, first.exclude, first.items)
+        for r in requests
+    )
+
+
+def _valid(ids: np.ndarray, scores: np.ndarray, n: int) -> Recommended:
+    """Drop implicit's padding (-1 ids, -inf scores) and cut at n."""
+    ids, scores = np.asarray(ids), np.asarray(scores)
+    keep = (ids >= 0) & np.isfinite(scores) & (scores > -1e30)
+    return Recommended(items=ids[keep][:n].astype(np.int64), scores=scores[keep][:n].astype(np.float32))
+
+
+def _top_from_scores(scores: np.ndarray, user_items: sp.csr_matrix, request: RecommendRequest) -> Recommended:
+    scores = np.asarray(scores, dtype=np.float64).copy()
+    if request.items is not None:
+        allowed = np.zeros(scores.shape[0], dtype=bool)
+        allowed[list(request.items)] = True
+        scores[~allowed] = -np.inf
+    if request.filter_seen:
+        scores[user_items.indices] = -np.inf
+    if request.exclude:
+        scores[list(request.exclude)] = -np.inf
+    order = np.argsort(-scores, kind="stable")[: request.n]
+    order = order[np.isfinite(scores[order])]
+    return Recommended(items=order.astype(np.int64), scores=scores[order].astype(np.float32))
+
+
+class ImplicitALS(RecommenderKind):
+    name = ALS_KIND
+    algorithm = Algorithm.ALS
+
+
+class ImplicitBPR(RecommenderKind):
+    name = BPR_KIND
+    algorithm = Algorithm.BPR
+
+
+class ItemKNN(RecommenderKind):
+    name = ITEM_KNN_KIND
+    algorithm = Algorithm.ITEM_KNN
+
+
+class Popularity(RecommenderKind):
+    name = POPULARITY_KIND
+    algorithm = Algorithm.POPULARITY
+
+
+class AutoRecommender(RecommenderKind):
+    """`auto`: every algorithm (each with a small grid) on the validation split; the winner is the version."""
+
+    name = "retail.auto"
+    algorithm = Algorithm.AUTO
+
+    def candidates(self, params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        if "search" in params:
+            raise ValidationFailed("`search` needs one algorithm; auto searches itself.", fields={"search": ["auto"]})
+        out: list[tuple[str, dict[str, Any]]] = []
+        for algorithm in (Algorithm.ALS, Algorithm.BPR, Algorithm.ITEM_KNN, Algorithm.POPULARITY):
+            grid = AUTO_GRID[algorithm]
+            combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] or [{}]
+            out.extend((algorithm, {**DEFAULTS[algorithm], **combo}) for combo in combos)
+        return out
+
+
+KIND_NAMES: dict[str, str] = {
+    Algorithm.ALS: ALS_KIND,
+    Algorithm.BPR: BPR_KIND,
+    Algorithm.ITEM_KNN: ITEM_KNN_KIND,
+    Algorithm.POPULARITY: POPULARITY_KIND,
+}
+
+for _kind in (ImplicitALS(), ImplicitBPR(), ItemKNN(), Popularity(), AutoRecommender()):
+    register_kind(_kind)

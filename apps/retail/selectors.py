@@ -1,0 +1,203 @@
+"""Org-scoped reads of the retail app. Another organization's row is "not found", never forbidden.
+
+Items and customers are looked up by the merchant's own id inside the caller's organization, so
+another organization's id is simply unknown here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
+
+from apps.retail.choices import DEFAULT_EVENT_WEIGHTS, DEFAULT_FALLBACK_DAYS
+from apps.retail.models import (
+    Customer,
+    Event,
+    Item,
+    Recommendation,
+    RecommendationExport,
+    RetailImport,
+    RetailSettings,
+    TrafficSplit,
+)
+from core.errors import NotFound
+from core.tenancy.models import Organization
+
+
+def available_items(*, org: Organization, now: datetime | None = None) -> QuerySet[Item]:
+    """Items that may be recommended: active and not past `available_until`."""
+    moment = now or timezone.now()
+    return Item.objects.filter(organization=org, active=True).filter(
+        Q(available_until__isnull=True) | Q(available_until__gt=moment)
+    )
+
+
+def item_list(*, org: Organization, search: str = "", category: str = "", active: bool | None = None) -> QuerySet[Item]:
+    items = Item.objects.filter(organization=org)
+    if search:
+        items = items.filter(Q(external_id__icontains=search) | Q(title__icontains=search))
+    if category:
+        items = items.filter(category_rows__name=category)
+    if active is not None:
+        items = items.filter(active=active)
+    return items
+
+
+def item_get(*, org: Organization, item_id: str) -> Item:
+    try:
+        return Item.objects.get(organization=org, external_id=item_id)
+    except Item.DoesNotExist as exc:
+        raise NotFound(f"Item {item_id!r} not found.") from exc
+
+
+def customer_get(*, org: Organization, customer_id: str) -> Customer:
+    try:
+        return Customer.objects.get(organization=org, external_id=customer_id)
+    except Customer.DoesNotExist as exc:
+        raise NotFound(f"Customer {customer_id!r} not found.") from exc
+
+
+def customer_list(*, org: Organization, search: str = "") -> QuerySet[Customer]:
+    customers = Customer.objects.filter(organization=org).annotate(
+        event_count=Count("events"), last_event=Max("events__timestamp")
+    )
+    if search:
+        customers = customers.filter(external_id__icontains=search)
+    return customers.order_by("-last_event", "external_id")
+
+
+def event_list(
+    *, org: Organization, customer: str = "", item: str = "", event_type: str = "", recomm_id: uuid.UUID | None = None
+) -> QuerySet[Event]:
+    events = Event.objects.filter(organization=org).select_related("customer", "item")
+    if customer:
+        events = events.filter(customer__external_id=customer)
+    if item:
+        events = events.filter(item__external_id=item)
+    if event_type:
+        events = events.filter(type=event_type)
+    if recomm_id is not None:
+        events = events.filter(recomm_id=recomm_id)
+    return events
+
+
+def settings_get(*, org: Organization) -> RetailSettings:
+    """The organization's retail settings; an unsaved default when it never changed them."""
+    found = RetailSettings.objects.filter(organization=org).first()
+    return found if found is not None else RetailSettings(organization=org, fallback_days=DEFAULT_FALLBACK_DAYS)
+
+
+def event_weights_get(*, org: Organization) -> dict[str, float]:
+    """Confidence per event type: the defaults overlaid with the organization's own weights."""
+    return {**DEFAULT_EVENT_WEIGHTS, **settings_get(org=org).event_weights}
+
+
+def customer_weights(*, org: Organization, customer_ids: list[str]) -> dict[str, dict[str, float]]:
+    """Each customer's live confidence per item id (every event up to now), in one query."""
+    from apps.retail.choices import DEFAULT_CUSTOM_WEIGHT, VALUE_WEIGHTED_TYPES
+
+    weights = event_weights_get(org=org)
+    out: dict[str, dict[str, float]] = {customer: {} for customer in customer_ids}
+    rows = Event.objects.filter(organization=org, customer__external_id__in=customer_ids).values_list(
+        "customer__external_id", "item__external_id", "type", "value"
+    )
+    for customer, item, event_type, value in rows.order_by():
+        weight = weights.get(event_type, DEFAULT_CUSTOM_WEIGHT)
+        if event_type in VALUE_WEIGHTED_TYPES and value is not None:
+            weight *= value
+        row = out[customer]
+        row[item] = row.get(item, 0.0) + weight
+    return {customer: {item: w for item, w in row.items() if w > 0} for customer, row in out.items()}
+
+
+def customer_history(*, org: Organization, customer_id: str, limit: int = 50) -> list[Event]:
+    return list(event_list(org=org, customer=customer_id)[:limit])
+
+
+# --- The fallback: popular in the last N days before the latest event, then latest ----------------
+
+_popular_cache: dict[int, tuple[float, list[str]]] = {}
+_popular_lock = threading.Lock()
+POPULAR_DEPTH = 500
+
+
+def popular_item_ids(*, org: Organization) -> list[str]:
+    """Ids of the items most customers interacted with in the `fallback_days` before the latest event.
+
+    Reused by this process for `RETAIL_POPULAR_CACHE_SECONDS`; the caller filters out what it
+    may not show (inactive, seen, excluded), so a cached list never leaks a hidden item.
+    """
+    ttl = float(getattr(settings, "RETAIL_POPULAR_CACHE_SECONDS", 60))
+    with _popular_lock:
+        cached = _popular_cache.get(org.pk)
+    if cached is not None and time.monotonic() - cached[0] < ttl:
+        return cached[1]
+    events = Event.objects.filter(organization=org)
+    latest = events.aggregate(latest=Max("timestamp"))["latest"]
+    ids: list[str] = []
+    if latest is not None:
+        days = settings_get(org=org).fallback_days
+        ids = list(
+            events.filter(timestamp__gte=latest - timedelta(days=days))
+            .order_by()
+            .values("item__external_id")
+            .annotate(customers=Count("customer_id", distinct=True), events=Count("id"))
+            .order_by("-customers", "-events", "item__external_id")
+            .values_list("item__external_id", flat=True)[:POPULAR_DEPTH]
+        )
+    with _popular_lock:
+        _popular_cache[org.pk] = (time.monotonic(), ids)
+    return ids
+
+
+def popular_cache_clear() -> None:
+    with _popular_lock:
+        _popular_cache.clear()
+
+
+def latest_items(*, org: Organization, limit: int) -> QuerySet[Item]:
+    return available_items(org=org).order_by("-created_at", "-id")[:limit]
+
+
+# --- A/B, imports, exports -------------------------------------------------------------------------
+
+
+def traffic_split_get(*, org: Organization, model_name: str) -> dict[str, int]:
+    split = TrafficSplit.objects.filter(organization=org, model_name=model_name).values_list("weights", flat=True)
+    return dict(split.first() or {})
+
+
+def recommendation_get(*, org: Organization, recomm_id: uuid.UUID) -> Recommendation:
+    try:
+        return Recommendation.objects.get(organization=org, recomm_id=recomm_id)
+    except Recommendation.DoesNotExist as exc:
+        raise NotFound("Recommendation not found.") from exc
+
+
+def import_get(*, org: Organization, import_id: Any) -> RetailImport:
+    try:
+        return RetailImport.objects.select_related("job").get(organization=org, pk=int(import_id))
+    except (RetailImport.DoesNotExist, TypeError, ValueError) as exc:
+        raise NotFound("Import not found.") from exc
+
+
+def import_list(*, org: Organization) -> QuerySet[RetailImport]:
+    return RetailImport.objects.filter(organization=org).select_related("job")
+
+
+def export_get(*, org: Organization, export_id: Any) -> RecommendationExport:
+    try:
+        return RecommendationExport.objects.select_related("job").get(organization=org, pk=int(export_id))
+    except (RecommendationExport.DoesNotExist, TypeError, ValueError) as exc:
+        raise NotFound("Export not found.") from exc
+
+
+def export_list(*, org: Organization) -> QuerySet[RecommendationExport]:
+    return RecommendationExport.objects.filter(organization=org).select_related("job")

@@ -1,0 +1,443 @@
+"""Serving recommendations: for a customer, similar items, batches, with filters, fallback and attribution.
+
+Every answer goes through `ml.runtime` (the version stays loaded per process) and is logged as a
+`Recommendation` whose `recomm_id` the shop sends back with the events it leads to; that is how
+clicks and purchases are attributed to the version and alias that produced them.
+
+Which version answers: `model` (default: the organization's `recommendations`, else its retail
+model whose alias moved last) at `alias`; without an alias, the model's traffic split picks one
+per customer (sticky: a hash of organization, model and customer), else `production`.
+
+What is never shown: items that are inactive, past `available_until` or deleted; the customer's
+own items unless `include_seen`; the `exclude` list; outside `category` when given. The model is
+asked for a few more items than needed and the candidates are checked against the catalogue in
+one query (asking again for more in the rare case too many were hidden). When the model has too
+few (a cold customer, a small catalogue, an item nobody interacted with), the fallback fills the
+rest: the items most customers touched in the `fallback_days` before the latest event
+(`source: "popular"`), then the newest items (`source: "latest"`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from apps.retail import selectors
+from apps.retail.choices import DEFAULT_MODEL_NAME, DOMAIN, RecommendationKind, Source
+from apps.retail.ml import ExplainRequest, IdMaps, RecommendRequest, SimilarRequest
+from apps.retail.models import Item, ItemCategory, Recommendation
+from core.errors import NotFound, ValidationFailed
+from core.tenancy.actors import Actor
+from core.tenancy.models import Organization
+from ml import runtime
+from ml.choices import PRODUCTION_ALIAS
+from ml.models import ModelVersion
+from ml.selectors import serving_version_get
+
+OVERFETCH = 10  # extra candidates asked of the model, so a few hidden items cost no second call
+MAX_ROUNDS = 3
+VERBS = {"purchase": "bought", "cart": "added to your cart", "rating": "rated", "click": "looked at", "view": "viewed"}
+NOT_NEEDED = ("params", "metrics", "model_card", "input_schema", "manifest")
+
+
+@dataclass
+class ShownItem:
+    id: str
+    title: str
+    score: float | None
+    source: str
+    reason: str | None = None
+    because: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Answer:
+    recomm_id: uuid.UUID
+    version: ModelVersion | None
+    alias: str
+    items: list[ShownItem]
+
+
+@dataclass(frozen=True)
+class Filters:
+    n: int = 10
+    offset: int = 0
+    category: str = ""
+    exclude: tuple[str, ...] = ()
+    include_seen: bool = False
+
+    @property
+    def wanted(self) -> int:
+        return self.offset + self.n
+
+
+# --- Which version ---------------------------------------------------------------------------------
+
+
+def sticky_bucket(*, org: Organization, model_name: str, customer: str) -> int:
+    """0-99, the same for a customer and model every time (the A/B split's assignment)."""
+    digest = hashlib.sha256(f"{org.pk}:{model_name}:{customer}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+def alias_for(*, org: Organization, model_name: str, customer: str) -> str:
+    """The alias serving `customer`: the model's traffic split when it has one, else production."""
+    split = selectors.traffic_split_get(org=org, model_name=model_name)
+    if not split:
+        return PRODUCTION_ALIAS
+    bucket, total = sticky_bucket(org=org, model_name=model_name, customer=customer), 0
+    for alias, share in sorted(split.items()):
+        total += int(share)
+        if bucket < total:
+            return alias
+    return PRODUCTION_ALIAS
+
+
+def version_for(*, org: Organization, model: str, alias: str, customer: str = "") -> tuple[ModelVersion | None, str]:
+    """(version, alias) that answers; (None, alias) when the organization has no retail model at all.
+
+    A named model, or a named alias, that does not exist is a 404: the caller asked for it.
+    """
+    name = model or DEFAULT_MODEL_NAME
+    chosen = alias or alias_for(org=org, model_name=name, customer=customer)
+    try:
+        version = serving_version_get(
+            org=org, name=model or None, alias=chosen, domain=DOMAIN, default_name=DEFAULT_MODEL_NAME, defer=NOT_NEEDED
+        )
+    except NotFound as exc:
+        if model or alias or exc.code != "no_model":
+            raise
+        return None, chosen
+    return version, chosen
+
+
+# --- The catalogue side ------------------------------------------------------------------------------
+
+
+def _shown(org: Organization, ids: Iterable[str]) -> dict[str, str]:
+    """{id: title} of those `ids` that may be shown (active, not expired, still in the catalogue)."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return {}
+    return dict(selectors.available_items(org=org).filter(external_id__in=wanted).values_list("external_id", "title"))
+
+
+def _category_ids(org: Organization, category: str) -> set[str]:
+    return set(ItemCategory.objects.filter(organization=org, name=category).values_list("item__external_id", flat=True))
+
+
+def _fallback(
+    org: Organization, *, blocked: set[str], allowed: set[str] | None, count: int, taken: Sequence[str]
+) -> list[ShownItem]:
+    """Popular, then latest items, none of `blocked` or `taken`, within `allowed` when given."""
+    out: list[ShownItem] = []
+    skip = blocked | set(taken)
+    days = selectors.settings_get(org=org).fallback_days
+    popular = [item for item in selectors.popular_item_ids(org=org) if item not in skip]
+    if allowed is not None:
+        popular = [item for item in popular if item in allowed]
+    titles = _shown(org, popular[: count + 50])
+    for rank, item in enumerate(item for item in popular[: count + 50] if item in titles):
+        if len(out) >= count:
+            return out
+        out.append(
+            ShownItem(
+                id=item,
+                title=titles[item],
+                score=None,
+                source=Source.POPULAR,
+                reason=f"Popular in the last {days} days (#{rank + 1})",
+            )
+        )
+        skip.add(item)
+    latest = selectors.available_items(org=org).exclude(external_id__in=skip).order_by("-created_at", "-id")
+    if allowed is not None:
+        latest = latest.filter(external_id__in=allowed)
+    for item, title in latest.values_list("external_id", "title")[: count - len(out)]:
+        out.append(ShownItem(id=item, title=title, score=None, source=Source.LATEST, reason="New in the catalogue"))
+    return out
+
+
+def _model_items(
+    org: Organization, version: ModelVersion, ids: IdMaps, request: RecommendRequest | SimilarRequest, wanted: int
+) -> list[ShownItem]:
+    """The model's items for `request`, hidden ones dropped (asking again for more if needed)."""
+    hidden: set[int] = set()
+    fetch = wanted + OVERFETCH
+    good: list[ShownItem] = []
+    for _ in range(MAX_ROUNDS):
+        asked = _with(request, n=fetch, exclude=tuple(sorted({*request.exclude, *hidden})))
+        result = runtime.predict(version, [asked]).outputs[0]
+        candidates = [ids.items[row] for row in result.items.tolist()]
+        titles = _shown(org, candidates)
+        good = [
+            ShownItem(id=item, title=titles[item], score=round(float(score), 6), source=Source.MODEL)
+            for item, score in zip(candidates, result.scores.tolist(), strict=True)
+            if item in titles
+        ]
+        hidden |= {ids.item_rows[item] for item in candidates if item not in titles}
+        if len(good) >= wanted or len(candidates) < fetch:
+            break
+        fetch *= 4
+    return good[:wanted]
+
+
+def _with(request: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(request, **changes)
+
+
+# --- Answers ---------------------------------------------------------------------------------------
+
+
+def filters_check(*, n: int, offset: int, exclude: Sequence[str]) -> None:
+    if len(exclude) > 1000:
+        raise ValidationFailed("At most 1,000 excluded items.", fields={"exclude": ["Too many."]})
+
+
+def customer_recommend(
+    *,
+    actor: Actor,
+    customer: str,
+    filters: Filters,
+    model: str = "",
+    alias: str = "",
+    explain: bool = False,
+) -> Answer:
+    """The top `filters.n` items for `customer` after `filters.offset` (see the module docstring)."""
+    org = actor.organization
+    version, chosen_alias = version_for(org=org, model=model, alias=alias, customer=customer)
+    weights = selectors.customer_weights(org=org, customer_ids=[customer])[customer]
+    blocked = set(filters.exclude) | (set() if filters.include_seen else set(weights))
+    allowed = _category_ids(org, filters.category) if filters.category else None
+    picked: list[ShownItem] = []
+    ids: IdMaps | None = None
+    row = None
+    if version is not None:
+        ids = runtime.preprocessor(version)
+        row = ids.live_row(weights)
+        if row.nnz or ids.customer_rows.get(customer) is not None:
+            request = RecommendRequest(
+                user_items=row,
+                customer_row=ids.customer_rows.get(customer),
+                n=filters.wanted,
+                filter_seen=not filters.include_seen,
+                exclude=tuple(sorted(ids.item_rows_of(filters.exclude))),
+                items=None if allowed is None else tuple(sorted(ids.item_rows_of(sorted(allowed)))),
+            )
+            picked = _model_items(org, version, ids, request, filters.wanted)
+    if len(picked) < filters.wanted:
+        picked += _fallback(
+            org,
+            blocked=blocked,
+            allowed=allowed,
+            count=filters.wanted - len(picked),
+            taken=[item.id for item in picked],
+        )
+    page = picked[filters.offset : filters.wanted]
+    if explain and version is not None and ids is not None and row is not None and row.nnz:
+        _explain(org, version, ids, row, customer, page)
+    return _logged(org, RecommendationKind.CUSTOMER, version, chosen_alias, page, customer=customer, item="")
+
+
+def item_similar(*, actor: Actor, item_id: str, filters: Filters, model: str = "", alias: str = "") -> Answer:
+    """Items like `item_id` (never itself); an item the model never saw gets the fallback."""
+    org = actor.organization
+    selectors.item_get(org=org, item_id=item_id)  # 404 for an unknown item
+    version, chosen_alias = version_for(org=org, model=model, alias=alias)
+    blocked = {*filters.exclude, item_id}
+    allowed = _category_ids(org, filters.category) if filters.category else None
+    picked: list[ShownItem] = []
+    if version is not None:
+        ids = runtime.preprocessor(version)
+        row = ids.item_rows.get(item_id)
+        if row is not None:
+            request = SimilarRequest(
+                item_row=row,
+                n=filters.wanted,
+                exclude=tuple(sorted(ids.item_rows_of(filters.exclude))),
+                items=None if allowed is None else tuple(sorted(ids.item_rows_of(sorted(allowed)))),
+            )
+            picked = _model_items(org, version, ids, request, filters.wanted)
+    if len(picked) < filters.wanted:
+        picked += _fallback(
+            org,
+            blocked=blocked,
+            allowed=allowed,
+            count=filters.wanted - len(picked),
+            taken=[item.id for item in picked],
+        )
+    page = picked[filters.offset : filters.wanted]
+    return _logged(org, RecommendationKind.SIMILAR, version, chosen_alias, page, customer="", item=item_id)
+
+
+def _logged(
+    org: Organization,
+    kind: str,
+    version: ModelVersion | None,
+    alias: str,
+    items: list[ShownItem],
+    *,
+    customer: str,
+    item: str,
+) -> Answer:
+    record = Recommendation.objects.create(
+        organization=org,
+        kind=kind,
+        customer_external_id=customer,
+        item_external_id=item,
+        model_version=version,
+        model_name=version.registered_model.name if version else "",
+        model_version_number=version.number if version else None,
+        alias=alias if version else "",
+        items=[shown.id for shown in items],
+        sources=[shown.source for shown in items],
+    )
+    return Answer(recomm_id=record.recomm_id, version=version, alias=record.alias, items=items)
+
+
+def _explain(
+    org: Organization, version: ModelVersion, ids: IdMaps, row: Any, customer: str, page: list[ShownItem]
+) -> None:
+    """Fill `reason` and `because` of the model's items: the customer's past items behind each."""
+    model_items = [shown for shown in page if shown.source == Source.MODEL]
+    if not model_items:
+        return
+    request = ExplainRequest(user_items=row, item_rows=tuple(ids.item_rows[shown.id] for shown in model_items))
+    contributions = runtime.explain(version, [request]).outputs[0]
+    past_ids = {ids.items[past] for pairs in contributions for past, _ in pairs}
+    titles = dict(Item.objects.filter(organization=org, external_id__in=past_ids).values_list("external_id", "title"))
+    verbs = _strongest_verbs(org, customer, past_ids)
+    for shown, pairs in zip(model_items, contributions, strict=True):
+        total = sum(score for _, score in pairs) or 1.0
+        shown.because = [
+            {"id": ids.items[past], "title": titles.get(ids.items[past], ""), "share": round(score / total, 4)}
+            for past, score in pairs
+        ]
+        if shown.because:
+            shown.reason = _because_sentence(shown.because, verbs)
+
+
+def _strongest_verbs(org: Organization, customer: str, items: set[str]) -> dict[str, str]:
+    from apps.retail.models import Event
+
+    rank = list(VERBS)
+    out: dict[str, str] = {}
+    events = Event.objects.filter(organization=org, customer__external_id=customer, item__external_id__in=items)
+    for item, event_type in events.values_list("item__external_id", "type").order_by():
+        current = out.get(item)
+        if current is None or (
+            event_type in rank and (current not in rank or rank.index(event_type) < rank.index(current))
+        ):
+            out[item] = event_type
+    return out
+
+
+def _because_sentence(because: list[dict[str, Any]], verbs: dict[str, str]) -> str:
+    parts: list[str] = []
+    for verb in dict.fromkeys(VERBS.get(verbs.get(entry["id"], ""), "interacted with") for entry in because):
+        names = [
+            entry["title"] or entry["id"]
+            for entry in because
+            if VERBS.get(verbs.get(entry["id"], ""), "interacted with") == verb
+        ]
+        parts.append(f"{verb} {_join(names)}")
+    return "Because you " + "; and ".join(parts)
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+# --- Many customers at once ------------------------------------------------------------------------
+
+
+def customers_recommend_batch(
+    *, actor: Actor, customers: Sequence[str], filters: Filters, model: str = "", alias: str = ""
+) -> list[tuple[str, Answer]]:
+    """`customer_recommend` for many customers with one batched model call per serving version."""
+    org = actor.organization
+    unique = list(dict.fromkeys(customers))
+    weights = selectors.customer_weights(org=org, customer_ids=unique)
+    allowed = _category_ids(org, filters.category) if filters.category else None
+    by_version: dict[int | None, tuple[ModelVersion | None, str, list[str]]] = {}
+    for customer in unique:
+        version, chosen = version_for(org=org, model=model, alias=alias, customer=customer)
+        key = version.pk if version is not None else None
+        by_version.setdefault(key, (version, chosen, []))[2].append(customer)
+    picked: dict[str, list[ShownItem]] = {customer: [] for customer in unique}
+    aliases: dict[str, tuple[ModelVersion | None, str]] = {}
+    for version, chosen, group in by_version.values():
+        for customer in group:
+            aliases[customer] = (version, chosen)
+        if version is None:
+            continue
+        ids = runtime.preprocessor(version)
+        exclude = tuple(sorted(ids.item_rows_of(filters.exclude)))
+        items = None if allowed is None else tuple(sorted(ids.item_rows_of(sorted(allowed))))
+        requests = [
+            RecommendRequest(
+                user_items=ids.live_row(weights[customer]),
+                customer_row=ids.customer_rows.get(customer),
+                n=filters.wanted + OVERFETCH,
+                filter_seen=not filters.include_seen,
+                exclude=exclude,
+                items=items,
+            )
+            for customer in group
+        ]
+        served = [
+            (c, r) for c, r in zip(group, requests, strict=True) if r.user_items.nnz or r.customer_row is not None
+        ]
+        outputs = runtime.predict(version, [request for _, request in served]).outputs if served else []
+        candidates = {
+            customer: [
+                (ids.items[row], float(score))
+                for row, score in zip(out.items.tolist(), out.scores.tolist(), strict=True)
+            ]
+            for (customer, _), out in zip(served, outputs, strict=True)
+        }
+        titles = _shown(org, (item for pairs in candidates.values() for item, _ in pairs))
+        for customer, pairs in candidates.items():
+            picked[customer] = [
+                ShownItem(id=item, title=titles[item], score=round(score, 6), source=Source.MODEL)
+                for item, score in pairs
+                if item in titles
+            ][: filters.wanted]
+    answers: list[tuple[str, Answer]] = []
+    records = []
+    for customer in unique:
+        shown = picked[customer]
+        if len(shown) < filters.wanted:
+            blocked = set(filters.exclude) | (set() if filters.include_seen else set(weights[customer]))
+            shown += _fallback(
+                org,
+                blocked=blocked,
+                allowed=allowed,
+                count=filters.wanted - len(shown),
+                taken=[item.id for item in shown],
+            )
+        page = shown[filters.offset : filters.wanted]
+        version, chosen = aliases[customer]
+        record = Recommendation(
+            organization=org,
+            kind=RecommendationKind.BATCH,
+            customer_external_id=customer,
+            model_version=version,
+            model_name=version.registered_model.name if version else "",
+            model_version_number=version.number if version else None,
+            alias=chosen if version else "",
+            items=[item.id for item in page],
+            sources=[item.source for item in page],
+        )
+        records.append(record)
+        answers.append((customer, Answer(recomm_id=record.recomm_id, version=version, alias=record.alias, items=page)))
+    with transaction.atomic():
+        Recommendation.objects.bulk_create(records, batch_size=2000)
+    return answers
