@@ -30,6 +30,7 @@ from apps.retail.serializers import (
     RetailTrainingRunSerializer,
     answer_data,
 )
+from core.api.schema import referenced_not_found
 from core.api.views import OrgAPIView
 from core.errors import NotFound, ValidationFailed
 from ml.selectors import (
@@ -78,8 +79,8 @@ class ItemListApi(RetailApi):
     parser_classes = [JSONParser]
 
     class FilterSerializer(serializers.Serializer[Any]):
-        search = serializers.CharField(required=False, default="", max_length=200)
-        category = serializers.CharField(required=False, default="", max_length=200)
+        search = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+        category = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
         active = serializers.BooleanField(required=False, allow_null=True, default=None)
 
     @extend_schema(parameters=[FilterSerializer], responses=ItemOutputSerializer(many=True))
@@ -178,9 +179,9 @@ class EventListApi(RetailApi):
     parser_classes = [JSONParser, NDJSONParser]
 
     class FilterSerializer(serializers.Serializer[Any]):
-        customer = serializers.CharField(required=False, default="", max_length=200)
-        item = serializers.CharField(required=False, default="", max_length=200)
-        type = serializers.CharField(required=False, default="", max_length=50)
+        customer = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+        item = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+        type = serializers.CharField(required=False, default="", allow_blank=True, max_length=50)
         recomm_id = serializers.UUIDField(required=False, allow_null=True, default=None)
 
     @extend_schema(parameters=[FilterSerializer], responses=EventOutputSerializer(many=True))
@@ -230,12 +231,18 @@ class EventListApi(RetailApi):
 class FiltersSerializer(serializers.Serializer[Any]):
     n = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_N, required=False, default=10)
     offset = serializers.IntegerField(min_value=0, max_value=10_000, required=False, default=0)
-    category = serializers.CharField(required=False, default="", max_length=200)
+    category = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
     exclude = serializers.CharField(
-        required=False, default="", max_length=100_000, help_text="Comma-separated item ids never to return."
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=100_000,
+        help_text="Comma-separated item ids never to return.",
     )
-    model = serializers.CharField(required=False, default="", max_length=100)
-    alias = serializers.RegexField(r"^[a-z][a-z0-9_-]{0,49}$", required=False, default="", max_length=50)
+    model = serializers.CharField(required=False, default="", allow_blank=True, max_length=100)
+    alias = serializers.RegexField(
+        r"^([a-z][a-z0-9_-]{0,49})?$", required=False, default="", allow_blank=True, max_length=50
+    )
 
     class Meta:
         ref_name = "RetailFilters"
@@ -264,7 +271,7 @@ class CustomerFiltersSerializer(FiltersSerializer):
 
 class CustomerListApi(RetailApi):
     class FilterSerializer(serializers.Serializer[Any]):
-        search = serializers.CharField(required=False, default="", max_length=200)
+        search = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
 
     @extend_schema(
         parameters=[FilterSerializer],
@@ -337,19 +344,24 @@ class RecommendationBatchApi(RetailApi):
     class InputSerializer(serializers.Serializer[Any]):
         customers = serializers.ListField(child=serializers.CharField(max_length=200), min_length=1, max_length=10_000)
         n = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_N, required=False, default=10)
-        category = serializers.CharField(required=False, default="", max_length=200)
+        category = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
         exclude = serializers.ListField(
             child=serializers.CharField(max_length=200), required=False, default=list, max_length=1000
         )
         include_seen = serializers.BooleanField(required=False, default=False)
-        model = serializers.CharField(required=False, default="", max_length=100)
-        alias = serializers.RegexField(r"^[a-z][a-z0-9_-]{0,49}$", required=False, default="", max_length=50)
+        model = serializers.CharField(required=False, default="", allow_blank=True, max_length=100)
+        alias = serializers.RegexField(
+            r"^([a-z][a-z0-9_-]{0,49})?$", required=False, default="", allow_blank=True, max_length=50
+        )
 
     @extend_schema(
         request=InputSerializer,
-        responses=inline_serializer(
-            "RetailBatchRecommendations", {"results": serializers.DictField(child=AnswerSerializer())}
-        ),
+        responses={
+            200: inline_serializer(
+                "RetailBatchRecommendations", {"results": serializers.DictField(child=AnswerSerializer())}
+            ),
+            404: referenced_not_found("the `model`"),
+        },
     )
     def post(self, request: Request) -> Response:
         """Recommendations for up to 10,000 customers in one call (one batched model call per version)."""
@@ -419,15 +431,19 @@ class ExportListApi(RetailApi):
     parser_classes = [JSONParser]
 
     class InputSerializer(serializers.Serializer[Any]):
-        model = serializers.CharField(required=False, default="", max_length=100)
-        alias = serializers.RegexField(r"^[a-z][a-z0-9_-]{0,49}$", required=False, default="", max_length=50)
+        model = serializers.CharField(required=False, default="", allow_blank=True, max_length=100)
+        alias = serializers.RegexField(
+            r"^([a-z][a-z0-9_-]{0,49})?$", required=False, default="", allow_blank=True, max_length=50
+        )
         n = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_N, required=False, default=10)
 
     @extend_schema(responses=ExportOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         return self.paginate(request, selectors.export_list(org=self.org), ExportOutputSerializer)
 
-    @extend_schema(request=InputSerializer, responses={202: ExportOutputSerializer})
+    @extend_schema(
+        request=InputSerializer, responses={202: ExportOutputSerializer, 404: referenced_not_found("the `model`")}
+    )
     def post(self, request: Request) -> Response:
         """Precompute the top-n for every customer into a CSV (a job; download it when done)."""
         data = self.InputSerializer(data=request.data)

@@ -17,7 +17,7 @@ class RetailConfig(DomainAppConfig):
     roles = ("merchant",)
     nav_label = "Recommendations"
     api_urls = "apps.retail.urls"
-    portal_urls = ""  # the merchant portal lands with apps/retail/portal_urls.py
+    portal_urls = "apps.retail.portal_urls"
 
     def ready(self) -> None:
         from apps.retail import ml, tasks  # noqa: F401  (registers the ModelKinds and the job functions)

@@ -73,7 +73,7 @@ class ShownItemSerializer(serializers.Serializer[Any]):
     id = serializers.CharField()
     title = serializers.CharField()
     score = serializers.FloatField(allow_null=True)
-    source = serializers.ChoiceField(choices=["model", "popular", "latest"])  # type: ignore[assignment]  # a field named like Field's own attribute
+    source = serializers.CharField(help_text="model, popular or latest")  # type: ignore[assignment]  # a field named like Field's own attribute
     reason = serializers.CharField(allow_null=True)
     because = BecauseSerializer(many=True)
 
