@@ -504,6 +504,8 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
             return [Recommended(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in requests]
         if items is not None and filter_items is not None:  # implicit takes one or the other
             items, filter_items = np.setdiff1d(items, filter_items), None
+        if items is not None:  # implicit 0.7 zeroes the liked items outside `items` in the row it is given
+            user_items = user_items.copy()
         algorithm, model = loaded.algorithm, loaded.model
         if algorithm == Algorithm.POPULARITY:
             return [_top_from_scores(loaded.popularity, r.user_items, r) for r in requests]
@@ -530,7 +532,7 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
         if request.customer_row is not None:
             ids, scores = model.recommend(
                 request.customer_row,
-                request.user_items,
+                request.user_items if items is None else request.user_items.copy(),  # see _recommend_batch
                 N=request.n,
                 filter_already_liked_items=request.filter_seen,
                 filter_items=filter_items,

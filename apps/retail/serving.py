@@ -88,8 +88,10 @@ def sticky_bucket(*, org: Organization, model_name: str, customer: str) -> int:
 def alias_for(*, org: Organization, model_name: str, customer: str) -> str:
     """The alias serving `customer`: the model's traffic split when it has one, else production."""
     split = selectors.traffic_split_get(org=org, model_name=model_name)
-    if not split:
-        return PRODUCTION_ALIAS
+    return _split_alias(split, org, model_name, customer) if split else PRODUCTION_ALIAS
+
+
+def _split_alias(split: dict[str, Any], org: Organization, model_name: str, customer: str) -> str:
     bucket, total = sticky_bucket(org=org, model_name=model_name, customer=customer), 0
     for alias, share in sorted(split.items()):
         total += int(share)
@@ -103,17 +105,20 @@ def version_for(*, org: Organization, model: str, alias: str, customer: str = ""
 
     A named model, or a named alias, that does not exist is a 404: the caller asked for it.
     """
-    name = model or DEFAULT_MODEL_NAME
-    chosen = alias or alias_for(org=org, model_name=name, customer=customer)
+    chosen = alias or alias_for(org=org, model_name=model or DEFAULT_MODEL_NAME, customer=customer)
+    return _version_at(org=org, model=model, alias=chosen, asked=bool(model or alias))
+
+
+def _version_at(*, org: Organization, model: str, alias: str, asked: bool) -> tuple[ModelVersion | None, str]:
     try:
         version = serving_version_get(
-            org=org, name=model or None, alias=chosen, domain=DOMAIN, default_name=DEFAULT_MODEL_NAME, defer=NOT_NEEDED
+            org=org, name=model or None, alias=alias, domain=DOMAIN, default_name=DEFAULT_MODEL_NAME, defer=NOT_NEEDED
         )
     except NotFound as exc:
-        if model or alias or exc.code != "no_model":
+        if asked or exc.code != "no_model":
             raise
-        return None, chosen
-    return version, chosen
+        return None, alias
+    return version, alias
 
 
 # --- The catalogue side ------------------------------------------------------------------------------
@@ -367,8 +372,15 @@ def customers_recommend_batch(
     weights = selectors.customer_weights(org=org, customer_ids=unique)
     allowed = _category_ids(org, filters.category) if filters.category else None
     by_version: dict[int | None, tuple[ModelVersion | None, str, list[str]]] = {}
+    resolved: dict[str, tuple[ModelVersion | None, str]] = {}  # one lookup per alias, not per customer
+    split = None if alias else selectors.traffic_split_get(org=org, model_name=model or DEFAULT_MODEL_NAME)
     for customer in unique:
-        version, chosen = version_for(org=org, model=model, alias=alias, customer=customer)
+        wanted = alias or (
+            _split_alias(split, org, model or DEFAULT_MODEL_NAME, customer) if split else PRODUCTION_ALIAS
+        )
+        if wanted not in resolved:
+            resolved[wanted] = _version_at(org=org, model=model, alias=wanted, asked=bool(model or alias))
+        version, chosen = resolved[wanted]
         key = version.pk if version is not None else None
         by_version.setdefault(key, (version, chosen, []))[2].append(customer)
     picked: dict[str, list[ShownItem]] = {customer: [] for customer in unique}
