@@ -545,6 +545,14 @@ class TrainingRunListApi(RetailApi):
         params = dict(values["params"])
         if "search" in values:
             params["search"] = values["search"]
+        events = selectors.event_list(org=self.org)
+        if values["since"] is not None:
+            events = events.filter(timestamp__gte=values["since"])
+        if not events.exists():
+            # refused now rather than as a failed job (and a model registered for nothing)
+            raise ValidationFailed(
+                "There are no events to train on" + (" since `since`." if values["since"] else "."), code="no_data"
+            )
         run = services.training_start(
             actor=self.actor,
             model_name=values["model"],
