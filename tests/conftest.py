@@ -50,9 +50,11 @@ def _isolated_var(request: pytest.FixtureRequest, settings: Any, tmp_path: Path)
 
     app.conf.task_always_eager = request.node.get_closest_marker("integration") is None
     app.conf.task_eager_propagates = True
+    from apps.retail.selectors import popular_cache_clear, serving_settings_clear
     from ml.runtime import cache_clear
 
-    cache_clear()
+    for clear in (cache_clear, popular_cache_clear, serving_settings_clear):  # per-process caches keyed by pk
+        clear()
     yield
     cache_clear()
     storages._storages = {}  # type: ignore[attr-defined]  # storages' private per-process cache, reset so each test's STORAGES apply

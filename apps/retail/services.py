@@ -74,6 +74,7 @@ def settings_update(
         },
     )
     selectors.popular_cache_clear()
+    _serving_settings_changed()
     return current
 
 
@@ -88,6 +89,7 @@ def traffic_split_set(*, actor: Actor, model_name: str, weights: Mapping[str, in
     if not weights:
         TrafficSplit.objects.filter(organization=actor.organization, model_name=model.name).delete()
         audit_record(actor=actor, action="retail.traffic_split.clear", obj=model, details={})
+        _serving_settings_changed()
         return None
     bad = [
         f"{alias}: a whole percentage in [0, 100]"
@@ -118,7 +120,14 @@ def traffic_split_set(*, actor: Actor, model_name: str, weights: Mapping[str, in
         },
     )
     audit_record(actor=actor, action="retail.traffic_split.set", obj=model, details={"weights": split.weights})
+    _serving_settings_changed()
     return split
+
+
+def _serving_settings_changed() -> None:
+    """This process answers with the change at once (others within ML_SERVING_CACHE_SECONDS)."""
+    selectors.serving_settings_clear()
+    transaction.on_commit(selectors.serving_settings_clear)
 
 
 def training_start(

@@ -87,7 +87,7 @@ def sticky_bucket(*, org: Organization, model_name: str, customer: str) -> int:
 
 def alias_for(*, org: Organization, model_name: str, customer: str) -> str:
     """The alias serving `customer`: the model's traffic split when it has one, else production."""
-    split = selectors.traffic_split_get(org=org, model_name=model_name)
+    split = selectors.serving_settings(org=org).splits.get(model_name)
     return _split_alias(split, org, model_name, customer) if split else PRODUCTION_ALIAS
 
 
@@ -142,7 +142,7 @@ def _fallback(
     """Popular, then latest items, none of `blocked` or `taken`, within `allowed` when given."""
     out: list[ShownItem] = []
     skip = blocked | set(taken)
-    days = selectors.settings_get(org=org).fallback_days
+    days = selectors.serving_settings(org=org).fallback_days
     popular = [item for item in selectors.popular_item_ids(org=org) if item not in skip]
     if allowed is not None:
         popular = [item for item in popular if item in allowed]
@@ -218,7 +218,9 @@ def customer_recommend(
     """The top `filters.n` items for `customer` after `filters.offset` (see the module docstring)."""
     org = actor.organization
     version, chosen_alias = version_for(org=org, model=model, alias=alias, customer=customer)
-    weights = selectors.customer_weights(org=org, customer_ids=[customer])[customer]
+    weights = selectors.customer_weights(
+        org=org, customer_ids=[customer], weights=selectors.serving_settings(org=org).event_weights
+    )[customer]
     blocked = set(filters.exclude) | (set() if filters.include_seen else set(weights))
     allowed = _category_ids(org, filters.category) if filters.category else None
     picked: list[ShownItem] = []
@@ -369,11 +371,13 @@ def customers_recommend_batch(
     """`customer_recommend` for many customers with one batched model call per serving version."""
     org = actor.organization
     unique = list(dict.fromkeys(customers))
-    weights = selectors.customer_weights(org=org, customer_ids=unique)
+    weights = selectors.customer_weights(
+        org=org, customer_ids=unique, weights=selectors.serving_settings(org=org).event_weights
+    )
     allowed = _category_ids(org, filters.category) if filters.category else None
     by_version: dict[int | None, tuple[ModelVersion | None, str, list[str]]] = {}
     resolved: dict[str, tuple[ModelVersion | None, str]] = {}  # one lookup per alias, not per customer
-    split = None if alias else selectors.traffic_split_get(org=org, model_name=model or DEFAULT_MODEL_NAME)
+    split = None if alias else selectors.serving_settings(org=org).splits.get(model or DEFAULT_MODEL_NAME)
     for customer in unique:
         wanted = alias or (
             _split_alias(split, org, model or DEFAULT_MODEL_NAME, customer) if split else PRODUCTION_ALIAS
