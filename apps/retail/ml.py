@@ -113,10 +113,27 @@ class IdMaps:
 
     def live_row(self, weights: Mapping[str, float]) -> sp.csr_matrix:
         """A 1 x items CSR row of confidences from `{item id: weight}` (ids the model lacks are skipped)."""
-        pairs = sorted((self.item_rows[item], weight) for item, weight in weights.items() if item in self.item_rows)
-        columns = np.fromiter((column for column, _ in pairs), dtype=np.int32, count=len(pairs))
-        data = np.fromiter((weight for _, weight in pairs), dtype=np.float32, count=len(pairs))
-        return sp.csr_matrix((data, columns, np.array([0, len(pairs)], dtype=np.int32)), shape=(1, len(self.items)))
+        return self.live_rows([weights])
+
+    def live_rows(self, customers: Sequence[Mapping[str, float]]) -> sp.csr_matrix:
+        """`live_row` for many customers at once: one row each, columns sorted."""
+        columns: list[int] = []
+        data: list[float] = []
+        indptr = [0]
+        rows = self.item_rows
+        for weights in customers:
+            for item, weight in weights.items():
+                column = rows.get(item)
+                if column is not None:
+                    columns.append(column)
+                    data.append(weight)
+            indptr.append(len(columns))
+        matrix = sp.csr_matrix(
+            (np.array(data, dtype=np.float32), np.array(columns, dtype=np.int32), np.array(indptr, dtype=np.int32)),
+            shape=(len(customers), len(self.items)),
+        )
+        matrix.sort_indices()
+        return matrix
 
 
 @dataclass(frozen=True)

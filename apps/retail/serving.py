@@ -25,6 +25,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
 from django.db import transaction
 
 from apps.retail import selectors
@@ -365,6 +367,15 @@ def _join(names: list[str]) -> str:
 # --- Many customers at once ------------------------------------------------------------------------
 
 
+def _row(matrix: sp.csr_matrix, position: int) -> sp.csr_matrix:
+    """Row `position` of a CSR matrix as a 1 x n CSR (views of its arrays, without scipy's indexing machinery)."""
+    start, end = matrix.indptr[position], matrix.indptr[position + 1]
+    return sp.csr_matrix(
+        (matrix.data[start:end], matrix.indices[start:end], np.array([0, end - start], dtype=matrix.indptr.dtype)),
+        shape=(1, matrix.shape[1]),
+    )
+
+
 def customers_recommend_batch(
     *, actor: Actor, customers: Sequence[str], filters: Filters, model: str = "", alias: str = ""
 ) -> list[tuple[str, Answer]]:
@@ -397,16 +408,17 @@ def customers_recommend_batch(
         ids = runtime.preprocessor(version)
         exclude = tuple(sorted(ids.item_rows_of(filters.exclude)))
         items = None if allowed is None else tuple(sorted(ids.item_rows_of(sorted(allowed))))
+        live = ids.live_rows([weights[customer] for customer in group])
         requests = [
             RecommendRequest(
-                user_items=ids.live_row(weights[customer]),
+                user_items=_row(live, position),
                 customer_row=ids.customer_rows.get(customer),
                 n=filters.wanted + OVERFETCH,
                 filter_seen=not filters.include_seen,
                 exclude=exclude,
                 items=items,
             )
-            for customer in group
+            for position, customer in enumerate(group)
         ]
         served = [
             (c, r) for c, r in zip(group, requests, strict=True) if r.user_items.nnz or r.customer_row is not None
