@@ -181,14 +181,37 @@ def popularity_scores(matrix: sp.csr_matrix) -> np.ndarray:
 
 
 def top_k_excluding(scores: np.ndarray, seen: sp.csr_matrix, k: int) -> np.ndarray:
-    """Per row of `seen`, the top-k items by `scores` (one global vector) not already seen; -1 pads."""
+    """Per row of `seen`, the top-k items by `scores` (one global vector) not already seen; -1 pads.
+
+    Vectorised over rows: only the head of the global order can be picked (k plus the most items
+    any row has seen). With row r's seen head positions sorted, s_0 < s_1 < ..., s_i - i is the
+    number of unseen positions before s_i, so r's j-th unseen position (0-based) is
+    j + #{i : s_i - i <= j}: one `searchsorted` over all rows at once.
+    """
+    n_rows = seen.shape[0]
+    out = np.full((n_rows, k), -1, dtype=np.int64)
     order = np.argsort(-scores, kind="stable")
-    out = np.full((seen.shape[0], k), -1, dtype=np.int64)
     head = order[: k + int(np.diff(seen.indptr).max(initial=0))]
-    for row in range(seen.shape[0]):
-        excluded = set(seen.indices[seen.indptr[row] : seen.indptr[row + 1]].tolist())
-        picked = [item for item in head.tolist() if item not in excluded][:k]
-        out[row, : len(picked)] = picked
+    width = len(head)
+    if n_rows == 0 or k <= 0 or width == 0:
+        return out
+    position = np.full(max(len(scores), seen.shape[1]), -1, dtype=np.int64)
+    position[head] = np.arange(width)
+    entry_rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(seen.indptr))
+    entry_positions = position[seen.indices]
+    in_head = entry_positions >= 0
+    # each row's distinct seen head positions, sorted by (row, position)
+    keys = np.unique(entry_rows[in_head] * width + entry_positions[in_head])
+    rows, positions = np.divmod(keys, width)
+    row_starts = np.searchsorted(rows, np.arange(n_rows))
+    unseen_before = positions - (np.arange(len(keys)) - row_starts[rows])  # s_i - i, sorted within a row
+    sorted_keys = rows * width + unseen_before
+    ranks = np.arange(k, dtype=np.int64)
+    queries = np.arange(n_rows, dtype=np.int64)[:, None] * width + ranks[None, :]
+    seen_before = np.searchsorted(sorted_keys, queries, side="right") - row_starts[:, None]
+    picked = ranks[None, :] + seen_before
+    found = picked < width
+    out[found] = head[picked[found]]
     return out
 
 

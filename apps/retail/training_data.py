@@ -3,22 +3,38 @@
 Registered for every retail kind (`ml.kinds.training_data_register`). The database does the
 aggregation: one grouped query sums each (customer, item) pair's confidence with the
 organization's event weights (a rating counts its value times the rating weight) and takes the
-pair's first event time, so Python only ever sees one row per pair, read in chunks into numpy
-arrays, never one object per event.
+pair's first event time as whole epoch seconds, so Python only ever sees one row of plain numbers
+per pair, read with a raw cursor in chunks into numpy arrays, never one object per event.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from django.db.models import Case, Count, F, FloatField, Max, Min, Sum, Value, When
+from django.db import NotSupportedError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    F,
+    FloatField,
+    Func,
+    Max,
+    Min,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce
+from django.db.models.sql.compiler import SQLCompiler
 from django.utils.dateparse import parse_datetime
 
 from apps.retail.choices import DEFAULT_CUSTOM_WEIGHT, VALUE_WEIGHTED_TYPES
@@ -43,37 +59,63 @@ def weight_expression(weights: Mapping[str, float]) -> Case:
     return Case(*whens, default=Value(DEFAULT_CUSTOM_WEIGHT), output_field=FloatField())
 
 
-def _arrays(rows: Iterable[tuple[int, int, float, Any]]) -> tuple[np.ndarray, ...]:
-    customers: list[np.ndarray] = []
-    items: list[np.ndarray] = []
-    weights: list[np.ndarray] = []
-    seen: list[np.ndarray] = []
-    chunk: list[tuple[int, int, float, Any]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= CHUNK:
-            _flush(chunk, customers, items, weights, seen)
-            chunk = []
-    _flush(chunk, customers, items, weights, seen)
-    if not customers:
-        return (np.empty(0, np.int64),) * 2 + (np.empty(0, np.float32), np.empty(0, np.int64))
-    return np.concatenate(customers), np.concatenate(items), np.concatenate(weights), np.concatenate(seen)
+class EpochSeconds(Func):
+    """A datetime expression as whole seconds since the epoch (truncated), computed by the database.
+
+    So the aggregated rows come back as plain integers: no per-row datetime parsing or conversion.
+    """
+
+    arity = 1
+    output_field = BigIntegerField()
+
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, Any]:
+        raise NotSupportedError(f"EpochSeconds is not implemented for {connection.vendor}")
+
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, Any]:
+        template = "TRUNC(EXTRACT(EPOCH FROM %(expressions)s))::bigint"
+        return super().as_sql(compiler, connection, template=template, **extra_context)
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, Any]:
+        # Django stores 'YYYY-MM-DD HH:MM:SS[.ffffff]' (UTC): cut the fraction off first, since
+        # strftime rounds to the millisecond (…:06.9999 would count as :07). '%%%%s' is '%%s' in
+        # the SQL, which the backend turns into strftime's '%s' (not a parameter).
+        template = "CAST(strftime('%%%%s', SUBSTR(%(expressions)s, 1, 19)) AS INTEGER)"
+        return super().as_sql(compiler, connection, template=template, **extra_context)
 
 
-def _flush(chunk: list[tuple[int, int, float, Any]], *outs: list[np.ndarray]) -> None:
-    if not chunk:
-        return
-    customers, items, weights, seen = outs
-    customers.append(np.fromiter((row[0] for row in chunk), dtype=np.int64, count=len(chunk)))
-    items.append(np.fromiter((row[1] for row in chunk), dtype=np.int64, count=len(chunk)))
-    weights.append(np.fromiter((row[2] for row in chunk), dtype=np.float32, count=len(chunk)))
-    seen.append(np.fromiter((_epoch(row[3]) for row in chunk), dtype=np.int64, count=len(chunk)))
+_ROW = np.dtype([("customer", np.int64), ("item", np.int64), ("weight", np.float64), ("first_seen", np.int64)])
 
 
-def _epoch(moment: Any) -> int:
-    if isinstance(moment, str):  # SQLite hands aggregated datetimes back as text
-        moment = parse_datetime(moment)
-    return int(moment.timestamp()) if isinstance(moment, datetime) else 0
+def _rows(queryset: QuerySet[Any, Any]) -> np.ndarray:
+    """`queryset`'s (customer, item, weight, first_seen) rows as one structured array.
+
+    Read with a raw DB-API cursor, `CHUNK` rows at a time (a server-side cursor on PostgreSQL
+    unless the settings disable them), so no ORM converter runs per row and the whole result set
+    is never held as Python objects.
+    """
+    connection = connections[queryset.db]
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    server_side = connection.features.can_use_chunked_reads and not connection.settings_dict.get(
+        "DISABLE_SERVER_SIDE_CURSORS"
+    )
+    chunks: list[np.ndarray] = []
+    with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(CHUNK):
+            chunks.append(np.fromiter(rows, dtype=_ROW, count=len(rows)))
+    return np.concatenate(chunks) if chunks else np.empty(0, dtype=_ROW)
 
 
 def interactions_load(*, org: Organization, since: datetime | None = None) -> Interactions:
@@ -85,13 +127,13 @@ def interactions_load(*, org: Organization, since: datetime | None = None) -> In
     pairs = (
         events.order_by()
         .values("customer_id", "item_id")
-        .annotate(weight=Sum(weight_expression(weights)), first_seen=Min("timestamp"))
+        .annotate(weight=Sum(weight_expression(weights)), first_seen=EpochSeconds(Min("timestamp")))
         .filter(weight__gt=0)
         .values_list("customer_id", "item_id", "weight", "first_seen")
     )
-    customer_pk, item_pk, confidence, first_seen = _arrays(pairs.iterator(chunk_size=CHUNK))
-    customer_keys, customer_rows = np.unique(customer_pk, return_inverse=True)
-    item_keys, item_rows = np.unique(item_pk, return_inverse=True)
+    rows = _rows(pairs)
+    customer_keys, customer_rows = np.unique(rows["customer"], return_inverse=True)
+    item_keys, item_rows = np.unique(rows["item"], return_inverse=True)
     customer_names = dict(Customer.objects.filter(organization=org).values_list("pk", "external_id"))
     item_names = dict(Item.objects.filter(organization=org).values_list("pk", "external_id"))
     summary = events.aggregate(events=Count("id"), last=Max("id"), latest=Max("timestamp"))
@@ -101,8 +143,8 @@ def interactions_load(*, org: Organization, since: datetime | None = None) -> In
     table = InteractionTable(
         customers=customer_rows.astype(np.int32),
         items=item_rows.astype(np.int32),
-        weights=confidence,
-        first_seen=first_seen,
+        weights=rows["weight"].astype(np.float32),
+        first_seen=rows["first_seen"].copy(),
         n_customers=len(customer_keys),
         n_items=len(item_keys),
     )
