@@ -157,7 +157,9 @@ def customer_weights(
     weights = weights if weights is not None else event_weights_get(org=org)
     out: dict[str, dict[str, float]] = {customer: {} for customer in customer_ids}
     pairs = (
-        Event.objects.filter(organization=org, customer__external_id__in=customer_ids)
+        # by the customer's organization, not the event's: with both, PostgreSQL may AND the whole
+        # organization's index into every customer's lookup (29 ms instead of 4 ms for ten customers)
+        Event.objects.filter(customer__organization=org, customer__external_id__in=customer_ids)
         .order_by()
         .values("customer__external_id", "item__external_id")
         .annotate(weight=Sum(weight_expression(weights)))
