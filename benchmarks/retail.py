@@ -144,6 +144,18 @@ def _train(actor: Any) -> Any:
 # --- HTTP ----------------------------------------------------------------------------------------
 
 
+def _analyze() -> None:
+    """Refresh PostgreSQL's statistics after the bulk load, as autovacuum does shortly after one.
+
+    Straight after 100,000 inserts the planner still believes the event table is empty and picks
+    plans that are right for an empty table (a customer's events: 29 ms instead of 4 ms).
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -602,6 +614,7 @@ def _run(var_dir: Path, args: argparse.Namespace, train_repeat: int, started: fl
     with _server(var_dir, key) as port:
         results["ingest"] = ingest_benchmark(port, key, events)
     print(f"3. ingest done: {results['ingest']['events_per_s']:,.0f} events/s", flush=True)
+    _analyze()
 
     train_started = time.perf_counter()
     version = _train(actor)
