@@ -4,7 +4,9 @@ Rows of a batch are independent: a bad row is that row's error (with its index a
 messages) and the others are stored; a request refused as a whole (not a list, too many rows)
 stores nothing. Validation is hand-written rather than one serializer per row so a 10,000-row
 batch costs a few queries: one to find the batch's items, one for its known customers, one
-for already-stored event ids, then bulk inserts.
+for already-stored event ids, then bulk inserts. On PostgreSQL each is one statement with one
+array parameter per column (`= ANY(...)`, `unnest(...)`): the ORM's per-row work would cost more
+than the database does.
 
 CSV imports stream the stored file in chunks through the same functions (each chunk in its own
 transaction; events are idempotent by `event_id`, items by id, so a job re-run after a crash
@@ -19,13 +21,14 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from apps.retail.choices import IMPORT_EVENTS_JOB_KIND, IMPORT_ITEMS_JOB_KIND, MAX_BULK_ROWS
@@ -346,16 +349,8 @@ def events_ingest(*, actor: Actor, rows: Sequence[Any], audit: bool = True) -> B
     if not parsed:
         return result
     with transaction.atomic():
-        item_ids = dict(
-            Item.objects.filter(organization=org, external_id__in={e.item for _, e in parsed}).values_list(
-                "external_id", "pk"
-            )
-        )
-        stored = set(
-            Event.objects.filter(organization=org, event_id__in=[e.event_id for _, e in parsed]).values_list(
-                "event_id", flat=True
-            )
-        )
+        item_ids = _pks_by_key(Item, org=org, key="external_id", values={e.item for _, e in parsed})
+        stored = set(_pks_by_key(Event, org=org, key="event_id", values=[e.event_id for _, e in parsed]))
         accepted: list[_EventRow] = []
         for index, event in parsed:
             if event.event_id in stored:
@@ -365,27 +360,33 @@ def events_ingest(*, actor: Actor, rows: Sequence[Any], audit: bool = True) -> B
             else:
                 stored.add(event.event_id)
                 accepted.append(event)
-        customers = _customers_ensure(org=org, ids={event.customer for event in accepted})
-        Event.objects.bulk_create(
-            [
-                Event(
-                    organization=org,
-                    event_id=event.event_id,
-                    customer_id=customers[event.customer],
-                    item_id=item_ids[event.item],
-                    type=event.type,
-                    value=event.value,
-                    timestamp=event.timestamp,
-                    recomm_id=event.recomm_id,
-                    created_at=now,
-                )
-                for event in accepted
-            ],
-            batch_size=5000,
-            ignore_conflicts=True,  # a concurrent retry of the same batch: the unique key keeps one copy
-        )
-        result.created = len(accepted)
-        if audit and accepted:
+        customers = _customers_ensure(org=org, ids={event.customer for event in accepted}, now=now)
+        if accepted and connection.vendor == "postgresql":
+            result.created = _events_insert_postgres(
+                org=org, events=accepted, customers=customers, items=item_ids, now=now
+            )
+            result.duplicates += len(accepted) - result.created  # a concurrent request stored them first
+        else:
+            Event.objects.bulk_create(
+                [
+                    Event(
+                        organization=org,
+                        event_id=event.event_id,
+                        customer_id=customers[event.customer],
+                        item_id=item_ids[event.item],
+                        type=event.type,
+                        value=event.value,
+                        timestamp=event.timestamp,
+                        recomm_id=event.recomm_id,
+                        created_at=now,
+                    )
+                    for event in accepted
+                ],
+                batch_size=5000,
+                ignore_conflicts=True,  # a concurrent retry of the same batch: the unique key keeps one copy
+            )
+            result.created = len(accepted)
+        if audit and result.created:
             audit_record(
                 actor=actor,
                 action="retail.events.ingest",
@@ -395,21 +396,118 @@ def events_ingest(*, actor: Actor, rows: Sequence[Any], audit: bool = True) -> B
     return result
 
 
-def _customers_ensure(*, org: Organization, ids: set[str]) -> dict[str, int]:
+def _events_insert_postgres(
+    *,
+    org: Organization,
+    events: Sequence[_EventRow],
+    customers: Mapping[str, int],
+    items: Mapping[str, int],
+    now: datetime,
+) -> int:
+    """Insert `events` with one statement (one array per column, `unnest`); the number actually stored.
+
+    Why not `bulk_create`: for a 10,000-row batch the ORM's per-row work (model instances,
+    `get_db_prep_save` per field, a 45,000-parameter statement to compile and bind) costs about
+    three times what the database spends storing the rows. `ON CONFLICT DO NOTHING` keeps a
+    concurrent retry idempotent, and the row count it reports is exactly the rows that were new.
+    """
+    arrays: dict[str, list[Any]] = {  # field → the values of every event, in order
+        "event_id": [e.event_id for e in events],
+        "customer": [customers[e.customer] for e in events],
+        "item": [items[e.item] for e in events],
+        "type": [e.type for e in events],
+        "value": [e.value for e in events],
+        "timestamp": [e.timestamp for e in events],
+        "recomm_id": [e.recomm_id for e in events],
+    }
+    columns = {name: _column(Event, name) for name in ["organization", *arrays, "created_at"]}
+    sql = (  # names from _meta, every value a bound parameter
+        f"INSERT INTO {_table(Event)} ({', '.join(column for column, _ in columns.values())}) "  # noqa: S608
+        f"SELECT %b, rows.*, %b FROM unnest({', '.join(f'%b::{columns[name][1]}[]' for name in arrays)}) AS rows "
+        f"ON CONFLICT ({columns['organization'][0]}, {columns['event_id'][0]}) DO NOTHING"
+    )
+    with _binding_cursor() as cursor:
+        cursor.execute(sql, [org.pk, now, *arrays.values()])
+        return int(cursor.rowcount)  # the rows inserted, conflicts not counted
+
+
+def _customers_ensure(*, org: Organization, ids: set[str], now: datetime) -> dict[str, int]:
+    """`{external id: pk}` of the customers `ids`, creating the ones never seen."""
     if not ids:
         return {}
-    known = dict(Customer.objects.filter(organization=org, external_id__in=ids).values_list("external_id", "pk"))
+    known = _pks_by_key(Customer, org=org, key="external_id", values=ids)
     missing = ids - known.keys()
-    if missing:
+    if not missing:
+        return known
+    if connection.vendor == "postgresql":
+        known |= _customers_insert_postgres(org=org, ids=missing, now=now)
+        missing -= known.keys()  # left: the ones a concurrent request created first
+    else:
         Customer.objects.bulk_create(
             [Customer(organization=org, external_id=customer) for customer in missing],
             batch_size=5000,
             ignore_conflicts=True,
         )
-        known |= dict(
-            Customer.objects.filter(organization=org, external_id__in=missing).values_list("external_id", "pk")
-        )
+    if missing:
+        known |= _pks_by_key(Customer, org=org, key="external_id", values=missing)
     return known
+
+
+def _customers_insert_postgres(*, org: Organization, ids: Collection[str], now: datetime) -> dict[str, int]:
+    """Insert the customers `ids` in one statement, as `_events_insert_postgres`; `{id: pk}` of the new ones."""
+    (organization, _), (external_id, text), (created_at, _) = (
+        _column(Customer, name) for name in ("organization", "external_id", "created_at")
+    )
+    sql = (  # names from _meta, every value a bound parameter
+        f"INSERT INTO {_table(Customer)} ({organization}, {external_id}, {created_at}) "  # noqa: S608
+        f"SELECT %b, ids.id, %b FROM unnest(%b::{text}[]) AS ids (id) "
+        f"ON CONFLICT ({organization}, {external_id}) DO NOTHING RETURNING {external_id}, {_column(Customer, 'pk')[0]}"
+    )
+    with _binding_cursor() as cursor:
+        cursor.execute(sql, [org.pk, now, list(ids)])
+        return dict(cursor.fetchall())
+
+
+def _pks_by_key(model: type[models.Model], *, org: Organization, key: str, values: Collection[str]) -> dict[str, int]:
+    """`{key: pk}` of the rows of `org` whose `key` is one of `values`.
+
+    On PostgreSQL one array parameter (`= ANY(...)`) rather than the ORM's `IN (%s, ...)` with a
+    parameter per value (10,000 in a full batch, each prepared and bound one by one).
+    """
+    if connection.vendor != "postgresql":
+        return dict(model._default_manager.filter(organization=org, **{f"{key}__in": values}).values_list(key, "pk"))
+    (column, kind), (pk, _), (organization, _) = (_column(model, name) for name in (key, "pk", "organization"))
+    sql = (  # names from _meta, every value a bound parameter
+        f"SELECT {column}, {pk} FROM {_table(model)} "  # noqa: S608
+        f"WHERE {organization} = %b AND {column} = ANY(%b::{kind}[])"
+    )
+    with _binding_cursor() as cursor:
+        cursor.execute(sql, [org.pk, list(values)])
+        return dict(cursor.fetchall())
+
+
+def _binding_cursor() -> CursorWrapper:
+    """A Django cursor whose parameters psycopg binds server-side (`%b`: in binary).
+
+    Django's own psycopg cursor binds client-side, quoting each value into the SQL text: for the
+    10,000-element arrays above (timestamps, floats above all) that costs 3x the binary protocol.
+    """
+    import psycopg
+
+    connection.ensure_connection()
+    cursor: Any = psycopg.Cursor(connection.connection)  # on Django's connection: same transaction
+    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+
+
+def _table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _column(model: type[models.Model], name: str) -> tuple[str, str]:
+    """The quoted column of `model`'s field `name` ("pk": its primary key) and its database type."""
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column, (model, name)
+    return connection.ops.quote_name(field.column), str(field.db_type(connection))
 
 
 def ndjson_rows(raw: bytes) -> list[Any]:
