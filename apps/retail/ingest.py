@@ -28,9 +28,9 @@ from typing import IO, Any
 
 from django.core.files.storage import default_storage
 from django.db import connection, models, transaction
-from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from apps.retail.bulk_sql import binding_cursor, column_of, table_name
 from apps.retail.choices import IMPORT_EVENTS_JOB_KIND, IMPORT_ITEMS_JOB_KIND, MAX_BULK_ROWS
 from apps.retail.models import Customer, Event, Item, ItemCategory, RetailImport
 from core.audit.services import audit_record
@@ -420,13 +420,13 @@ def _events_insert_postgres(
         "timestamp": [e.timestamp for e in events],
         "recomm_id": [e.recomm_id for e in events],
     }
-    columns = {name: _column(Event, name) for name in ["organization", *arrays, "created_at"]}
+    columns = {name: column_of(Event, name) for name in ["organization", *arrays, "created_at"]}
     sql = (  # names from _meta, every value a bound parameter
-        f"INSERT INTO {_table(Event)} ({', '.join(column for column, _ in columns.values())}) "  # noqa: S608
+        f"INSERT INTO {table_name(Event)} ({', '.join(column for column, _ in columns.values())}) "  # noqa: S608
         f"SELECT %b, rows.*, %b FROM unnest({', '.join(f'%b::{columns[name][1]}[]' for name in arrays)}) AS rows "
         f"ON CONFLICT ({columns['organization'][0]}, {columns['event_id'][0]}) DO NOTHING"
     )
-    with _binding_cursor() as cursor:
+    with binding_cursor() as cursor:
         cursor.execute(sql, [org.pk, now, *arrays.values()])
         return int(cursor.rowcount)  # the rows inserted, conflicts not counted
 
@@ -455,15 +455,15 @@ def _customers_ensure(*, org: Organization, ids: set[str], now: datetime) -> dic
 
 def _customers_insert_postgres(*, org: Organization, ids: Collection[str], now: datetime) -> dict[str, int]:
     """Insert the customers `ids` in one statement, as `_events_insert_postgres`; `{id: pk}` of the new ones."""
-    (organization, _), (external_id, text), (created_at, _) = (
-        _column(Customer, name) for name in ("organization", "external_id", "created_at")
+    (organization, _), (external_id, text), (created_at, _), (pk, _) = (
+        column_of(Customer, name) for name in ("organization", "external_id", "created_at", "pk")
     )
     sql = (  # names from _meta, every value a bound parameter
-        f"INSERT INTO {_table(Customer)} ({organization}, {external_id}, {created_at}) "  # noqa: S608
+        f"INSERT INTO {table_name(Customer)} ({organization}, {external_id}, {created_at}) "  # noqa: S608
         f"SELECT %b, ids.id, %b FROM unnest(%b::{text}[]) AS ids (id) "
-        f"ON CONFLICT ({organization}, {external_id}) DO NOTHING RETURNING {external_id}, {_column(Customer, 'pk')[0]}"
+        f"ON CONFLICT ({organization}, {external_id}) DO NOTHING RETURNING {external_id}, {pk}"
     )
-    with _binding_cursor() as cursor:
+    with binding_cursor() as cursor:
         cursor.execute(sql, [org.pk, now, list(ids)])
         return dict(cursor.fetchall())
 
@@ -476,38 +476,14 @@ def _pks_by_key(model: type[models.Model], *, org: Organization, key: str, value
     """
     if connection.vendor != "postgresql":
         return dict(model._default_manager.filter(organization=org, **{f"{key}__in": values}).values_list(key, "pk"))
-    (column, kind), (pk, _), (organization, _) = (_column(model, name) for name in (key, "pk", "organization"))
+    (column, kind), (pk, _), (organization, _) = (column_of(model, name) for name in (key, "pk", "organization"))
     sql = (  # names from _meta, every value a bound parameter
-        f"SELECT {column}, {pk} FROM {_table(model)} "  # noqa: S608
+        f"SELECT {column}, {pk} FROM {table_name(model)} "  # noqa: S608
         f"WHERE {organization} = %b AND {column} = ANY(%b::{kind}[])"
     )
-    with _binding_cursor() as cursor:
+    with binding_cursor() as cursor:
         cursor.execute(sql, [org.pk, list(values)])
         return dict(cursor.fetchall())
-
-
-def _binding_cursor() -> CursorWrapper:
-    """A Django cursor whose parameters psycopg binds server-side (`%b`: in binary).
-
-    Django's own psycopg cursor binds client-side, quoting each value into the SQL text: for the
-    10,000-element arrays above (timestamps, floats above all) that costs 3x the binary protocol.
-    """
-    import psycopg
-
-    connection.ensure_connection()
-    cursor: Any = psycopg.Cursor(connection.connection)  # on Django's connection: same transaction
-    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
-
-
-def _table(model: type[models.Model]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _column(model: type[models.Model], name: str) -> tuple[str, str]:
-    """The quoted column of `model`'s field `name` ("pk": its primary key) and its database type."""
-    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
-    assert isinstance(field, models.Field) and field.column, (model, name)
-    return connection.ops.quote_name(field.column), str(field.db_type(connection))
 
 
 def ndjson_rows(raw: bytes) -> list[Any]:

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from django.db import transaction
+from django.db import connection, transaction
 
 from apps.retail import selectors
+from apps.retail.bulk_sql import binding_cursor, column_of, table_name
 from apps.retail.choices import DEFAULT_MODEL_NAME, DOMAIN, RecommendationKind, Source
 from apps.retail.ml import ExplainRequest, IdMaps, RecommendRequest, SimilarRequest
 from apps.retail.models import Item, ItemCategory, Recommendation
@@ -466,6 +467,32 @@ def customers_recommend_batch(
         )
         records.append(record)
         answers.append((customer, Answer(recomm_id=record.recomm_id, version=version, alias=record.alias, items=page)))
-    with transaction.atomic():
-        Recommendation.objects.bulk_create(records, batch_size=2000)
+    if connection.vendor == "postgresql":
+        _log_insert_postgres(records)
+    else:
+        with transaction.atomic():
+            Recommendation.objects.bulk_create(records, batch_size=2000)
     return answers
+
+
+LOGGED = ("recomm_id", "organization", "kind", "customer_external_id", "item_external_id", "model_version")
+LOGGED_TOO = ("model_name", "model_version_number", "alias", "items", "sources", "created_at")
+
+
+def _log_insert_postgres(records: Sequence[Recommendation]) -> None:
+    """A batch's answers into the attribution log in one statement (`bulk_create`: 4x the time here)."""
+    from psycopg.types.json import Jsonb
+
+    names = (*LOGGED, *LOGGED_TOO)
+    columns = [column_of(Recommendation, name) for name in names]
+    arrays: list[list[Any]] = [[] for _ in names]
+    for record in records:
+        for values, name in zip(arrays, names, strict=True):
+            value = getattr(record, f"{name}_id" if name in ("organization", "model_version") else name)
+            values.append(Jsonb(value) if name in ("items", "sources") else value)
+    sql = (  # names from _meta, every value a bound parameter
+        f"INSERT INTO {table_name(Recommendation)} ({', '.join(column for column, _ in columns)}) "  # noqa: S608
+        f"SELECT * FROM unnest({', '.join(f'%b::{kind}[]' for _, kind in columns)})"
+    )
+    with binding_cursor() as cursor:
+        cursor.execute(sql, arrays)

@@ -70,3 +70,24 @@ def test_retail_import_training_serving_and_precompute_on_the_worker(real_worker
     rows = list(csv.DictReader(io.StringIO(body)))
     assert len({row["customer"] for row in rows}) == 80
     assert len(rows) == 80 * 3
+
+    # and: a batch's answers are in the attribution log (PostgreSQL's one-statement insert)
+    batch = api.post(
+        "/api/v1/retail/recommendations/batch/", {"customers": ["u1", "u2", "nobody"], "n": 4}, format="json"
+    )
+    assert batch.status_code == 200, batch.content
+    for customer, served in batch.json()["results"].items():
+        record = api.get(f"/api/v1/retail/recommendations/{served['recomm_id']}/").json()
+        assert record["kind"] == "batch" and record["customer"] == customer
+        assert record["items"] == [item["id"] for item in served["items"]]
+        assert record["model"]["version"] == 1
+    bought = batch.json()["results"]["u2"]
+    event = {"event_id": "ab-1", "customer": "u2", "item": bought["items"][0]["id"], "type": "purchase"}
+    assert (
+        api.post("/api/v1/retail/events/", [{**event, "recomm_id": bought["recomm_id"]}], format="json").json()[
+            "created"
+        ]
+        == 1
+    )
+    report = api.get("/api/v1/retail/models/recommendations/online-report/").json()
+    assert sum(arm["purchases"] for arm in report["arms"]) == 1
