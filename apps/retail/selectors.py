@@ -6,6 +6,7 @@ another organization's id is simply unknown here.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -14,10 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
+from apps.retail.bulk_sql import binding_cursor, column_of, table_name
 from apps.retail.choices import DEFAULT_EVENT_WEIGHTS, DEFAULT_FALLBACK_DAYS
 from apps.retail.models import (
     Customer,
@@ -158,9 +160,28 @@ def customer_weights(
 
     weights = weights if weights is not None else event_weights_get(org=org)
     out: dict[str, dict[str, float]] = {customer: {} for customer in customer_ids}
+    for customer, item, event_type, value in _customer_events(org=org, customer_ids=customer_ids):
+        weight = weights.get(event_type, DEFAULT_CUSTOM_WEIGHT)
+        if event_type in VALUE_WEIGHTED_TYPES:
+            weight *= 1.0 if value is None else value
+        row = out[customer]
+        row[item] = row.get(item, 0.0) + weight
+    return {customer: {item: w for item, w in row.items() if w > 0} for customer, row in out.items()}
+
+
+def _customer_events(*, org: Organization, customer_ids: list[str]) -> list[tuple[str, str, str, float | None]]:
+    """(customer id, item id, type, value) of every event of `customer_ids`, from a plain cursor.
+
+    By the customer's organization, not the event's: with both, PostgreSQL may AND the whole
+    organization's index into every customer's lookup (29 ms instead of 4 ms for ten customers).
+    On PostgreSQL the statement is written once per process (one array parameter for any number
+    of customers): on the serving path the ORM's compiling cost as much as the query.
+    """
+    if connection.vendor == "postgresql":
+        with binding_cursor() as cursor:
+            cursor.execute(_customer_events_sql(), [org.pk, customer_ids])
+            return cursor.fetchall()
     events = (
-        # by the customer's organization, not the event's: with both, PostgreSQL may AND the whole
-        # organization's index into every customer's lookup (29 ms instead of 4 ms for ten customers)
         Event.objects.filter(customer__organization=org, customer__external_id__in=customer_ids)
         .order_by()
         .values_list("customer__external_id", "item__external_id", "type", "value")
@@ -168,14 +189,43 @@ def customer_weights(
     sql, params = events.query.sql_with_params()
     with connections[events.db].cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    for customer, item, event_type, value in rows:
-        weight = weights.get(event_type, DEFAULT_CUSTOM_WEIGHT)
-        if event_type in VALUE_WEIGHTED_TYPES:
-            weight *= 1.0 if value is None else value
-        row = out[customer]
-        row[item] = row.get(item, 0.0) + weight
-    return {customer: {item: w for item, w in row.items() if w > 0} for customer, row in out.items()}
+        return cursor.fetchall()
+
+
+@functools.cache
+def _customer_events_sql() -> str:
+    event, customer, item = table_name(Event), table_name(Customer), table_name(Item)
+    pk, external_id, organization = column_of(Customer, "pk")[0], *column_of(Customer, "external_id")
+    return (  # names from _meta, every value a bound parameter
+        f"SELECT c.{external_id}, i.{column_of(Item, 'external_id')[0]}, e.{column_of(Event, 'type')[0]}, "  # noqa: S608
+        f"e.{column_of(Event, 'value')[0]} FROM {event} e "
+        f"JOIN {customer} c ON c.{pk} = e.{column_of(Event, 'customer')[0]} "
+        f"JOIN {item} i ON i.{column_of(Item, 'pk')[0]} = e.{column_of(Event, 'item')[0]} "
+        f"WHERE c.{column_of(Customer, 'organization')[0]} = %b AND c.{external_id} = ANY(%b::{organization}[])"
+    )
+
+
+def shown_titles(*, org: Organization, ids: list[str]) -> dict[str, str]:
+    """{id: title} of those `ids` that may be shown now (active, not expired, still in the catalogue)."""
+    if not ids:
+        return {}
+    if connection.vendor == "postgresql":
+        with binding_cursor() as cursor:
+            cursor.execute(_shown_sql(), [org.pk, timezone.now(), ids])
+            return dict(cursor.fetchall())
+    return dict(available_items(org=org).filter(external_id__in=ids).values_list("external_id", "title"))
+
+
+@functools.cache
+def _shown_sql() -> str:
+    """`available_items(...).filter(external_id__in=...)` as one statement for any number of ids."""
+    (external_id, kind), (title, _) = column_of(Item, "external_id"), column_of(Item, "title")
+    until = column_of(Item, "available_until")[0]
+    return (  # names from _meta, every value a bound parameter
+        f"SELECT {external_id}, {title} FROM {table_name(Item)} "  # noqa: S608
+        f"WHERE {column_of(Item, 'organization')[0]} = %b AND {column_of(Item, 'active')[0]} "
+        f"AND ({until} IS NULL OR {until} > %b) AND {external_id} = ANY(%b::{kind}[])"
+    )
 
 
 def customer_history(*, org: Organization, customer_id: str, limit: int = 50) -> list[Event]:

@@ -19,6 +19,7 @@ rest: the items most customers touched in the `fallback_days` before the latest 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
@@ -129,10 +130,7 @@ def _version_at(*, org: Organization, model: str, alias: str, asked: bool) -> tu
 
 def _shown(org: Organization, ids: Iterable[str]) -> dict[str, str]:
     """{id: title} of those `ids` that may be shown (active, not expired, still in the catalogue)."""
-    wanted = list(dict.fromkeys(ids))
-    if not wanted:
-        return {}
-    return dict(selectors.available_items(org=org).filter(external_id__in=wanted).values_list("external_id", "title"))
+    return selectors.shown_titles(org=org, ids=list(dict.fromkeys(ids)))
 
 
 def _category_ids(org: Organization, category: str) -> set[str]:
@@ -297,7 +295,7 @@ def _logged(
     customer: str,
     item: str,
 ) -> Answer:
-    record = Recommendation.objects.create(
+    record = Recommendation(
         organization=org,
         kind=kind,
         customer_external_id=customer,
@@ -309,6 +307,7 @@ def _logged(
         items=[shown.id for shown in items],
         sources=[shown.source for shown in items],
     )
+    _log([record])
     return Answer(recomm_id=record.recomm_id, version=version, alias=record.alias, items=items)
 
 
@@ -467,32 +466,52 @@ def customers_recommend_batch(
         )
         records.append(record)
         answers.append((customer, Answer(recomm_id=record.recomm_id, version=version, alias=record.alias, items=page)))
+    _log(records)
+    return answers
+
+
+def _log(records: Sequence[Recommendation]) -> None:
+    """Store answers in the attribution log: one statement for any number on PostgreSQL."""
     if connection.vendor == "postgresql":
         _log_insert_postgres(records)
     else:
         with transaction.atomic():
             Recommendation.objects.bulk_create(records, batch_size=2000)
-    return answers
 
 
-LOGGED = ("recomm_id", "organization", "kind", "customer_external_id", "item_external_id", "model_version")
-LOGGED_TOO = ("model_name", "model_version_number", "alias", "items", "sources", "created_at")
+LOGGED = (  # the attribution log's columns, as `_log_insert_postgres` writes them
+    "recomm_id",
+    "organization",
+    "kind",
+    "customer_external_id",
+    "item_external_id",
+    "model_version",
+    "model_name",
+    "model_version_number",
+    "alias",
+    "items",
+    "sources",
+    "created_at",
+)
 
 
 def _log_insert_postgres(records: Sequence[Recommendation]) -> None:
-    """A batch's answers into the attribution log in one statement (`bulk_create`: 4x the time here)."""
+    """Answers into the attribution log in one statement (`bulk_create`: 4x the time for a batch)."""
     from psycopg.types.json import Jsonb
 
-    names = (*LOGGED, *LOGGED_TOO)
-    columns = [column_of(Recommendation, name) for name in names]
-    arrays: list[list[Any]] = [[] for _ in names]
+    arrays: list[list[Any]] = [[] for _ in LOGGED]
     for record in records:
-        for values, name in zip(arrays, names, strict=True):
+        for values, name in zip(arrays, LOGGED, strict=True):
             value = getattr(record, f"{name}_id" if name in ("organization", "model_version") else name)
             values.append(Jsonb(value) if name in ("items", "sources") else value)
-    sql = (  # names from _meta, every value a bound parameter
+    with binding_cursor() as cursor:
+        cursor.execute(_log_sql(), arrays)
+
+
+@functools.cache
+def _log_sql() -> str:
+    columns = [column_of(Recommendation, name) for name in LOGGED]
+    return (  # names from _meta, every value a bound parameter
         f"INSERT INTO {table_name(Recommendation)} ({', '.join(column for column, _ in columns)}) "  # noqa: S608
         f"SELECT * FROM unnest({', '.join(f'%b::{kind}[]' for _, kind in columns)})"
     )
-    with binding_cursor() as cursor:
-        cursor.execute(sql, arrays)

@@ -59,6 +59,15 @@ def test_retail_import_training_serving_and_precompute_on_the_worker(real_worker
     assert answer["model"] == {"name": "recommendations", "version": 1, "alias": "production"}
     assert [item["source"] for item in answer["items"]] == ["model"] * 5
 
+    # and: a deactivated and an expired item vanish from the next answer (PostgreSQL's own statement)
+    first, second = answer["items"][0]["id"], answer["items"][1]["id"]
+    assert api.patch(f"/api/v1/retail/items/{first}/", {"active": False}, format="json").status_code == 200
+    past = {"available_until": "2020-01-01T00:00:00Z"}
+    assert api.patch(f"/api/v1/retail/items/{second}/", past, format="json").status_code == 200
+    again = api.get("/api/v1/retail/customers/u1/recommendations/?n=5").json()
+    assert [item["id"] for item in again["items"]][:3] == [item["id"] for item in answer["items"]][2:]
+    assert not {first, second} & {item["id"] for item in again["items"]}
+
     # and: the precompute job writes one line per customer and item
     export = api.post("/api/v1/retail/exports/", {"n": 3}, format="json")
     assert export.status_code == 202, export.content
