@@ -402,32 +402,56 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
             trials[best]["chosen"] = True
             chosen_algorithm, chosen = candidates[best]
         offset = 0.6 if len(candidates) > 1 else 0.0
-        matrix = split.train.matrix()
+        span = 1 - offset
         iterations = int(chosen.get("iterations", 1))
 
-        def on_iteration(iteration: int, loss: float | None) -> None:
-            metrics: dict[str, Any] = {"iteration": iteration + 1}
-            if loss is not None:
-                metrics["loss"] = loss
-            report(progress=offset + (1 - offset) * 0.9 * (iteration + 1) / iterations, metrics=metrics)
+        def progress(start: float, width: float, *, with_loss: bool) -> Callable[[int, float | None], None]:
+            def on_iteration(iteration: int, loss: float | None) -> None:
+                done = start + width * (iteration + 1) / iterations
+                if not with_loss:
+                    report(progress=done)
+                    return
+                metrics: dict[str, Any] = {"iteration": iteration + 1}
+                if loss is not None:
+                    metrics["loss"] = loss
+                report(progress=done, metrics=metrics)
 
+            return on_iteration
+
+        # 1. the configuration fitted on the split's train part and evaluated on its held-out items
+        matrix = split.train.matrix()
+        report(progress=offset, message="Fitting on the train part of the split")
+        evaluated = fit(
+            chosen_algorithm,
+            matrix,
+            {**chosen, "report_loss": False},
+            on_iteration=progress(offset, span * 0.4, with_loss=False),
+            seed=seed,
+        )
+        report(progress=offset + span * 0.42, message="Evaluating on the held-out split")
+        metrics = self._offline_metrics(chosen_algorithm, evaluated, matrix, split)
+        # 2. the version itself: the same configuration and seed on every interaction, so the
+        # customers' latest items (held out above) are in the model the shop is served from
+        everything = data.table.matrix()
+        report(progress=offset + span * 0.5, message="Training the version on every interaction")
         started = time.perf_counter()
         model = fit(
             chosen_algorithm,
-            matrix,
+            everything,
             {**chosen, "report_loss": params.get("report_loss", True)},
-            on_iteration=on_iteration,
+            on_iteration=progress(offset + span * 0.5, span * 0.45, with_loss=True),
             seed=seed,
         )
-        fit_seconds = time.perf_counter() - started
-        report(progress=offset + (1 - offset) * 0.92, message="Evaluating on the held-out split")
-        metrics = self._offline_metrics(chosen_algorithm, model, matrix, split)
-        metrics["fit_seconds"] = round(fit_seconds, 3)
+        metrics["fit_seconds"] = round(time.perf_counter() - started, 3)
+        served = (
+            "refitted on every interaction with the evaluated configuration and seed "
+            f"({len(data.table)} interactions; the metrics are those of the fit on the split's train part)"
+        )
         loaded = LoadedRecommender(
             algorithm=str(chosen_algorithm),
             model=model,
             ids=IdMaps(customers=data.customer_ids, items=data.item_ids),
-            popularity=popularity_scores(matrix).astype(np.float32),
+            popularity=popularity_scores(everything).astype(np.float32),
             params=chosen,
         )
         return Trained(
@@ -440,6 +464,7 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
                 "algorithm": str(chosen_algorithm),
                 "split": split.describe(),
                 "metric_definitions": METRIC_DEFINITIONS,
+                "served_model": served,
             },
             kind=KIND_NAMES[chosen_algorithm],
         )

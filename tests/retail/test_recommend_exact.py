@@ -3,8 +3,8 @@
 - Recommendations through HTTP equal raw `implicit` `recommend` on the version's own factors,
   with the same filters and N: exact item lists, not "similar" ones.
 - The offline metrics stored with the version equal the same split and metrics rebuilt here
-  independently (pandas for the split, raw implicit for the lists, `pytrec_eval` for the
-  metrics).
+  independently (pandas for the split, raw implicit fitted on it with the version's
+  configuration and seed for the lists, `pytrec_eval` for the metrics).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 import pytrec_eval
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
+from threadpoolctl import threadpool_limits
 
 from ml.artifacts import artifact_fetch
 from ml.models import ModelVersion
@@ -40,6 +41,7 @@ class RawALS:
             factors=params["factors"], regularization=params["regularization"], alpha=params["alpha"]
         )
         self.model.user_factors, self.model.item_factors = user_factors, item_factors
+        self.params: dict[str, Any] = params
         self.customers: list[str] = ids["customers"]
         self.items: list[str] = ids["items"]
         self.item_row = {item: row for row, item in enumerate(self.items)}
@@ -163,8 +165,17 @@ def test_offline_metrics_equal_an_independent_split_and_pytrec_eval(api: Any, tr
         (train["weight"].to_numpy(np.float32), (train["c"].to_numpy(), train["i"].to_numpy())),
         shape=(len(raw.customers), len(raw.items)),
     )
+    evaluated = AlternatingLeastSquares(  # the configuration the version records, fitted on this split
+        factors=raw.params["factors"],
+        regularization=raw.params["regularization"],
+        alpha=raw.params["alpha"],
+        iterations=raw.params["iterations"],
+        random_state=version.params["seed"],
+    )
+    with threadpool_limits(1, "blas"):
+        evaluated.fit(matrix, show_progress=False)
     rows = np.sort(test["c"].to_numpy())
-    ids, _ = raw.model.recommend(rows, matrix[rows], N=10, filter_already_liked_items=True)
+    ids, _ = evaluated.recommend(rows, matrix[rows], N=10, filter_already_liked_items=True)
     qrel = {str(c): {str(i): 1} for c, i in zip(test["c"], test["i"], strict=True)}
     run = {str(c): {str(i): float(10 - rank) for rank, i in enumerate(ids[n].tolist())} for n, c in enumerate(rows)}
     trec = pytrec_eval.RelevanceEvaluator(qrel, {"P.10", "recall.10", "ndcg_cut.10", "map_cut.10"})
