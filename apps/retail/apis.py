@@ -91,7 +91,18 @@ class ItemListApi(RetailApi):
         return self.paginate(request, items, ItemOutputSerializer)
 
     @extend_schema(
-        request=inline_serializer("RetailItemUpsert", {"id": serializers.CharField()}, many=True),
+        request=inline_serializer(
+            "RetailItemUpsert",
+            {
+                "id": serializers.CharField(max_length=200, help_text="The merchant's own item id."),
+                "title": serializers.CharField(max_length=500, required=False, allow_blank=True, allow_null=True),
+                "categories": serializers.ListField(child=serializers.CharField(max_length=200), required=False),
+                "attributes": serializers.DictField(required=False),
+                "active": serializers.BooleanField(required=False, default=True),
+                "available_until": serializers.DateTimeField(required=False, allow_null=True),
+            },
+            many=True,
+        ),
         responses=BatchResultSerializer,
     )
     def put(self, request: Request) -> Response:
@@ -637,9 +648,13 @@ class TrafficSplitApi(RetailApi):
         )
 
     @extend_schema(
-        request=inline_serializer(
-            "RetailTrafficSplitIn", {"production": serializers.IntegerField(), "staging": serializers.IntegerField()}
-        ),
+        request={  # any aliases of the model: {"production": 90, "staging": 10}
+            "application/json": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 100},
+                "example": {"production": 90, "staging": 10},
+            }
+        },
         responses=inline_serializer(
             "RetailTrafficSplitOut", {"weights": serializers.DictField(child=serializers.IntegerField())}
         ),

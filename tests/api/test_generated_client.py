@@ -3,7 +3,8 @@
 `openapi-python-client generate` runs offline on the schema the server serves (post hooks off:
 no formatter needed); the generated package is imported and, as an org admin, lists and creates
 through every domain: the registry (models), finance (a score with a trained model), traffic
-(create and list cameras) and jobs (list).
+(create and list cameras), jobs (list), and retail's whole flow (catalogue, events, training,
+recommendations, similar items, a batch, an A/B split).
 """
 
 from __future__ import annotations
@@ -115,3 +116,54 @@ def test_the_generated_client_lists_reads_and_creates_in_every_domain(
     # then
     assert jobs.count >= 1
     assert {job.status for job in jobs.results} == {"succeeded"}
+
+
+def test_the_generated_client_runs_the_retail_flow(
+    generated_client: ModuleType, live_server: Any, org: Any, make_api_key: Callable[..., str]
+) -> None:
+    """Catalogue, events, training, recommendations, similar items, a batch and an A/B split."""
+    from tests.retail.conftest import FAST_ALS, movielens_subset
+
+    models = importlib.import_module(f"{PACKAGE}.models")
+    client = generated_client.AuthenticatedClient(
+        base_url=live_server.url, token=make_api_key(org), raise_on_unexpected_status=True
+    )
+    films, ratings = movielens_subset(60)
+
+    # when: the catalogue and the history go in through the typed bodies
+    items = [models.RetailItemUpsertRequest.from_dict(row) for row in films]
+    stored = operation("retail.retail_items_update").sync(client=client, body=items)
+    events = [models.RetailEventInRequest.from_dict(row) for row in ratings]
+    ingested = operation("retail.retail_events_create").sync(client=client, body=events)
+    again = operation("retail.retail_events_create").sync(client=client, body=events[:10])
+    # then: every field arrived (categories and titles included) and a retry stores nothing
+    assert (stored.created, stored.refused) == (len(films), 0)
+    assert (ingested.created, ingested.refused, again.duplicates) == (len(ratings), 0, 10)
+    first = operation("retail.retail_items_retrieve").sync(films[0]["id"], client=client)
+    assert (first.title, first.categories) == (films[0]["title"], films[0]["categories"])
+
+    # when: training (inline here), then the shop's calls
+    body = models.RetailTrainingRunListInputRequest.from_dict({"algorithm": "als", "params": FAST_ALS})
+    run = operation("retail.retail_training_runs_create").sync(client=client, body=body)
+    answer = operation("retail.retail_customers_recommendations_retrieve").sync("u1", client=client, n=5)
+    similar = operation("retail.retail_items_similar_retrieve").sync(films[0]["id"], client=client, n=3)
+    batch_body = models.RetailRecommendationBatchInputRequest.from_dict({"customers": ["u1", "u2"], "n": 3})
+    batch = operation("retail.retail_recommendations_batch_create").sync(client=client, body=batch_body)
+    # then
+    assert run.model == "recommendations"
+    assert [item.source for item in answer.items] == ["model"] * 5
+    assert len(similar.items) == 3 and films[0]["id"] not in {item.id for item in similar.items}
+    assert sorted(batch.results.additional_properties) == ["u1", "u2"]
+
+    # when: an A/B split between production and a staging alias
+    alias = models.RetailModelAliasInputRequest.from_dict({"alias": "staging", "version": 1, "reason": "challenger"})
+    operation("retail.retail_models_aliases_update").sync("recommendations", client=client, body=alias)
+    split = operation("retail.retail_models_traffic_split_update").sync(
+        "recommendations",
+        client=client,
+        body=models.RetailModelsTrafficSplitUpdateBody.from_dict({"production": 90, "staging": 10}),
+    )
+    report = operation("retail.retail_models_online_report_retrieve").sync("recommendations", client=client)
+    # then
+    assert split.weights.additional_properties == {"production": 90, "staging": 10}
+    assert report.additional_properties["model"] == "recommendations"
