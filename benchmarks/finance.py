@@ -23,17 +23,15 @@ synthetic applications.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.http_server import gunicorn_server, timed_request
 
 ROOT = Path(__file__).resolve().parents[1]
 TAIWAN = ROOT.parent / "shared" / "data" / "credit_taiwan" / "taiwan_default_clean.csv"
@@ -158,23 +156,6 @@ def batch_benchmark(rows: int, data_csv: Path, target: str, actor: Any) -> dict[
     return timings
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _request(port: int, method: str, path: str, key: str, body: bytes | None = None) -> tuple[int, float]:
-    started = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    conn.request(method, path, body=body, headers=headers)
-    response = conn.getresponse()
-    response.read()
-    conn.close()
-    return response.status, (time.perf_counter() - started) * 1000
-
-
 def latency_benchmark(var_dir: Path, actor: Any, data_csv: Path, target: str, requests: int) -> dict[str, float]:
     import numpy as np
     import pandas as pd
@@ -183,52 +164,23 @@ def latency_benchmark(var_dir: Path, actor: Any, data_csv: Path, target: str, re
 
     key = api_key_create(actor=actor, name="bench", scopes=("finance",)).raw_key
     frame = pd.read_csv(data_csv).drop(columns=[target]).head(requests)
-    port = _free_port()
-    env = {**os.environ, "VAR_DIR": str(var_dir), "DJANGO_ENV": "test", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "core.wsgi:application",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-w",
-            "1",
-            "--threads",
-            "1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                if _request(port, "GET", "/api/v1/finance/policy/", key)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
+    with gunicorn_server(var_dir, key, "/api/v1/finance/policy/") as port:
         bodies = []
         for i, row in frame.iterrows():
             features = {k: (None if v != v else (v.item() if hasattr(v, "item") else v)) for k, v in row.items()}
             features = {k: v for k, v in features.items() if k not in ("id", "application_id")}
             bodies.append(json.dumps({"application_id": f"lat-{i}", "features": features}).encode())
         for body in bodies[:50]:  # warm-up: model load, connections
-            _request(port, "POST", "/api/v1/finance/scores/", key, body)
+            timed_request(port, "POST", "/api/v1/finance/scores/", key, body)
         score_ms, floor_ms = [], []
         for body in bodies:
-            status, ms = _request(port, "POST", "/api/v1/finance/scores/", key, body)
+            status, ms = timed_request(port, "POST", "/api/v1/finance/scores/", key, body)
             assert status == 200, status
             score_ms.append(ms)
         for _ in range(len(bodies)):
-            status, ms = _request(port, "GET", "/api/v1/finance/policy/", key)
+            status, ms = timed_request(port, "GET", "/api/v1/finance/policy/", key)
             assert status == 200, status
             floor_ms.append(ms)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     return {
         "score_p50_ms": float(np.percentile(score_ms, 50)),
         "score_p99_ms": float(np.percentile(score_ms, 99)),

@@ -45,24 +45,21 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import http.client
 import io
 import json
 import os
 import pstats
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.http_server import gunicorn_server, timed_request
+
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 FLOOR_PATH = "/api/v1/finance/policy/"
 BATCH_EVENTS = 10_000
@@ -156,69 +153,11 @@ def _analyze() -> None:
         cursor.execute("ANALYZE")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _request(port: int, method: str, path: str, key: str, body: bytes | None = None) -> tuple[int, float]:
-    started = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    conn.request(method, path, body=body, headers=headers)
-    response = conn.getresponse()
-    response.read()
-    conn.close()
-    return response.status, (time.perf_counter() - started) * 1000
-
-
-@contextmanager
-def _server(var_dir: Path, key: str) -> Iterator[int]:
-    """A gunicorn with 1 worker and 1 thread on a free port, ready (the floor answers 200)."""
-    port = _free_port()
-    env = {**os.environ, "VAR_DIR": str(var_dir), "DJANGO_ENV": "test", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "core.wsgi:application",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-w",
-            "1",
-            "--threads",
-            "1",
-            "--timeout",
-            "600",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(300):
-            try:
-                if _request(port, "GET", FLOOR_PATH, key)[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("gunicorn did not answer the floor endpoint with 200")
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def ingest_benchmark(port: int, key: str, events: list[dict[str, Any]]) -> dict[str, float]:
     bodies = [json.dumps(events[i : i + BATCH_EVENTS]).encode() for i in range(0, len(events), BATCH_EVENTS)]
     rates, total_ms = [], 0.0
     for body, start in zip(bodies, range(0, len(events), BATCH_EVENTS), strict=True):
-        status, ms = _request(port, "POST", "/api/v1/retail/events/", key, body)
+        status, ms = timed_request(port, "POST", "/api/v1/retail/events/", key, body)
         assert status == 200, status
         total_ms += ms
         rates.append(len(events[start : start + BATCH_EVENTS]) / (ms / 1000))
@@ -234,14 +173,14 @@ def latency_benchmark(port: int, key: str, customers: list[str], requests: int) 
     order = [customers[i % len(customers)] for i in range(requests)]
     random.Random(0).shuffle(order)
     for customer in order[:50]:  # warm-up: model load, connections, the popular-items cache
-        _request(port, "GET", f"/api/v1/retail/customers/{customer}/recommendations/?n=10", key)
-        _request(port, "GET", FLOOR_PATH, key)
+        timed_request(port, "GET", f"/api/v1/retail/customers/{customer}/recommendations/?n=10", key)
+        timed_request(port, "GET", FLOOR_PATH, key)
     recommend_ms, floor_ms = [], []
     for customer in order:  # interleaved, so a noisy neighbour hits both sides alike
-        status, ms = _request(port, "GET", f"/api/v1/retail/customers/{customer}/recommendations/?n=10", key)
+        status, ms = timed_request(port, "GET", f"/api/v1/retail/customers/{customer}/recommendations/?n=10", key)
         assert status == 200, status
         recommend_ms.append(ms)
-        status, ms = _request(port, "GET", FLOOR_PATH, key)
+        status, ms = timed_request(port, "GET", FLOOR_PATH, key)
         assert status == 200, status
         floor_ms.append(ms)
     p50, p99 = _percentiles(recommend_ms)
@@ -611,7 +550,7 @@ def _run(var_dir: Path, args: argparse.Namespace, train_repeat: int, started: fl
     print(f"PostgreSQL; MovieLens: {len(items):,} films, {len(events):,} ratings", flush=True)
 
     results: dict[str, Any] = {}
-    with _server(var_dir, key) as port:
+    with gunicorn_server(var_dir, key, FLOOR_PATH) as port:
         results["ingest"] = ingest_benchmark(port, key, events)
     print(f"3. ingest done: {results['ingest']['events_per_s']:,.0f} events/s", flush=True)
     _analyze()
@@ -623,7 +562,7 @@ def _run(var_dir: Path, args: argparse.Namespace, train_repeat: int, started: fl
 
     model, ids = _raw_model(version)
     customers = list(ids.customers)
-    with _server(var_dir, key) as port:
+    with gunicorn_server(var_dir, key, FLOOR_PATH) as port:
         results["latency"] = latency_benchmark(port, key, customers, args.requests)
     print(f"1. latency done: p50 {results['latency']['p50_ms']:.2f} ms", flush=True)
 
