@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.http_server import gunicorn_server, timed_request
+from benchmarks.timing import median_of
 
 ROOT = Path(__file__).resolve().parents[1]
 TAIWAN = ROOT.parent / "shared" / "data" / "credit_taiwan" / "taiwan_default_clean.csv"
@@ -48,16 +48,6 @@ def _setup_django(var_dir: Path) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-
-
-def _median_of(fn: Any, repeat: int = 3) -> float:
-    """Median wall time of `repeat` runs of `fn` (seconds)."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def _train(frame_csv: Path, target: str) -> tuple[Any, Any]:
@@ -130,11 +120,11 @@ def batch_benchmark(rows: int, data_csv: Path, target: str, actor: Any) -> dict[
         score_matrix(version, matrix, policy, explain_all=True)
 
     timings = {
-        "raw_predict_s": _median_of(raw_predict),
-        "ours_engine_s": _median_of(ours_predict),
-        "raw_predict_contribs_s": _median_of(raw_contribs, 3),
-        "ours_engine_explain_all_s": _median_of(ours_explain_all, 3),
-        "ours_engine_adverse_reasons_s": _median_of(ours_production, 3),
+        "raw_predict_s": median_of(raw_predict),
+        "ours_engine_s": median_of(ours_predict),
+        "raw_predict_contribs_s": median_of(raw_contribs, 3),
+        "ours_engine_explain_all_s": median_of(ours_explain_all, 3),
+        "ours_engine_adverse_reasons_s": median_of(ours_production, 3),
     }
     matrix, _ = encoder.encode_frame(features)
     scored = score_matrix(version, matrix, policy)

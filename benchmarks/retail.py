@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.http_server import gunicorn_server, timed_request
+from benchmarks.timing import median_of
 
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 FLOOR_PATH = "/api/v1/finance/policy/"
@@ -89,16 +90,6 @@ def _setup_django(var_dir: Path, database_url: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-
-
-def _median_of(fn: Callable[[], Any], repeat: int = 3) -> float:
-    """Median wall time of `repeat` runs of `fn` (seconds)."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def _percentiles(values: list[float]) -> tuple[float, float]:
@@ -290,10 +281,10 @@ def batch_benchmark(
 
     ours()  # warm-up
     return {
-        "ours_s": _median_of(ours, repeat),
-        "ours_model_s": _median_of(ours_model_only, repeat),
-        "raw_s": _median_of(raw, repeat),
-        "raw_recalc_s": _median_of(raw_recalc, repeat),
+        "ours_s": median_of(ours, repeat),
+        "ours_model_s": median_of(ours_model_only, repeat),
+        "raw_s": median_of(raw, repeat),
+        "raw_recalc_s": median_of(raw_recalc, repeat),
     }
 
 
@@ -329,8 +320,8 @@ def training_benchmark(actor: Any, repeat: int, first: Any, first_seconds: float
         "first_fit_s": float(first.metrics["fit_seconds"]),
         "ours_s": statistics.median(ours_s),
         "ours_fit_s": statistics.median(fits),
-        "raw_s": _median_of(raw, repeat),
-        "raw_loss_s": _median_of(lambda: raw(loss=True), repeat),
+        "raw_s": median_of(raw, repeat),
+        "raw_loss_s": median_of(lambda: raw(loss=True), repeat),
         "nnz": float(matrix.nnz),
     }
 
@@ -356,12 +347,12 @@ def gpu_benchmark(actor: Any, user_items: Any, size: int, repeat: int) -> dict[s
         model.fit(matrix, show_progress=False)
         fitted.append(model)
 
-    fit_s = _median_of(fit, repeat)
+    fit_s = median_of(fit, repeat)
     model = fitted[-1]
     userids = np.arange(size, dtype=np.int32) % user_items.shape[0]
     batch = user_items[userids]
     model.recommend(userids, batch, N=10)  # warm-up
-    return {"fit_s": fit_s, "recommend_s": _median_of(lambda: model.recommend(userids, batch, N=10), repeat)}
+    return {"fit_s": fit_s, "recommend_s": median_of(lambda: model.recommend(userids, batch, N=10), repeat)}
 
 
 # --- Profiles ------------------------------------------------------------------------------------
