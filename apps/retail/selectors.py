@@ -147,9 +147,9 @@ def serving_settings_clear() -> None:
 
 
 def customer_weights(
-    *, org: Organization, customer_ids: list[str], weights: dict[str, float] | None = None
+    *, org: Organization, customer_ids: list[str], weights: dict[str, float]
 ) -> dict[str, dict[str, float]]:
-    """Each customer's live confidence per item id (every event up to now), in one query.
+    """Each customer's live confidence per item id (every event up to now, `weights` per type), in one query.
 
     The weighting is the training matrix's (`training_data.weight_expression`), applied here in
     Python: for one customer, compiling that SQL expression costs more (4 ms) than summing their
@@ -158,7 +158,6 @@ def customer_weights(
     """
     from apps.retail.choices import DEFAULT_CUSTOM_WEIGHT, VALUE_WEIGHTED_TYPES
 
-    weights = weights if weights is not None else event_weights_get(org=org)
     out: dict[str, dict[str, float]] = {customer: {} for customer in customer_ids}
     for customer, item, event_type, value in _customer_events(org=org, customer_ids=customer_ids):
         weight = weights.get(event_type, DEFAULT_CUSTOM_WEIGHT)

@@ -35,6 +35,7 @@ from apps.retail.bulk_sql import binding_cursor, column_of, table_name
 from apps.retail.choices import DEFAULT_MODEL_NAME, DOMAIN, RecommendationKind, Source
 from apps.retail.ml import ExplainRequest, IdMaps, RecommendRequest, SimilarRequest
 from apps.retail.models import Item, ItemCategory, Recommendation
+from apps.retail.selectors import ServingSettings
 from core.errors import NotFound, ValidationFailed
 from core.tenancy.actors import Actor
 from core.tenancy.models import Organization
@@ -89,13 +90,11 @@ def sticky_bucket(*, org: Organization, model_name: str, customer: str) -> int:
     return int.from_bytes(digest[:8], "big") % 100
 
 
-def alias_for(*, org: Organization, model_name: str, customer: str) -> str:
+def alias_for(*, org: Organization, served: ServingSettings, model_name: str, customer: str) -> str:
     """The alias serving `customer`: the model's traffic split when it has one, else production."""
-    split = selectors.serving_settings(org=org).splits.get(model_name)
-    return _split_alias(split, org, model_name, customer) if split else PRODUCTION_ALIAS
-
-
-def _split_alias(split: dict[str, Any], org: Organization, model_name: str, customer: str) -> str:
+    split = served.splits.get(model_name)
+    if not split:
+        return PRODUCTION_ALIAS
     bucket, total = sticky_bucket(org=org, model_name=model_name, customer=customer), 0
     for alias, share in sorted(split.items()):
         total += int(share)
@@ -104,12 +103,14 @@ def _split_alias(split: dict[str, Any], org: Organization, model_name: str, cust
     return PRODUCTION_ALIAS
 
 
-def version_for(*, org: Organization, model: str, alias: str, customer: str = "") -> tuple[ModelVersion | None, str]:
+def version_for(
+    *, org: Organization, served: ServingSettings, model: str, alias: str, customer: str = ""
+) -> tuple[ModelVersion | None, str]:
     """(version, alias) that answers; (None, alias) when the organization has no retail model at all.
 
     A named model, or a named alias, that does not exist is a 404: the caller asked for it.
     """
-    chosen = alias or alias_for(org=org, model_name=model or DEFAULT_MODEL_NAME, customer=customer)
+    chosen = alias or alias_for(org=org, served=served, model_name=model or DEFAULT_MODEL_NAME, customer=customer)
     return _version_at(org=org, model=model, alias=chosen, asked=bool(model or alias))
 
 
@@ -138,12 +139,11 @@ def _category_ids(org: Organization, category: str) -> set[str]:
 
 
 def _fallback(
-    org: Organization, *, blocked: set[str], allowed: set[str] | None, count: int, taken: Sequence[str]
+    org: Organization, *, days: int, blocked: set[str], allowed: set[str] | None, count: int, taken: Sequence[str]
 ) -> list[ShownItem]:
     """Popular, then latest items, none of `blocked` or `taken`, within `allowed` when given."""
     out: list[ShownItem] = []
     skip = blocked | set(taken)
-    days = selectors.serving_settings(org=org).fallback_days
     popular = [item for item in selectors.popular_item_ids(org=org) if item not in skip]
     if allowed is not None:
         popular = [item for item in popular if item in allowed]
@@ -218,10 +218,9 @@ def customer_recommend(
 ) -> Answer:
     """The top `filters.n` items for `customer` after `filters.offset` (see the module docstring)."""
     org = actor.organization
-    version, chosen_alias = version_for(org=org, model=model, alias=alias, customer=customer)
-    weights = selectors.customer_weights(
-        org=org, customer_ids=[customer], weights=selectors.serving_settings(org=org).event_weights
-    )[customer]
+    current = selectors.serving_settings(org=org)
+    version, chosen_alias = version_for(org=org, served=current, model=model, alias=alias, customer=customer)
+    weights = selectors.customer_weights(org=org, customer_ids=[customer], weights=current.event_weights)[customer]
     blocked = set(filters.exclude) | (set() if filters.include_seen else set(weights))
     allowed = _category_ids(org, filters.category) if filters.category else None
     picked: list[ShownItem] = []
@@ -243,6 +242,7 @@ def customer_recommend(
     if len(picked) < filters.wanted:
         picked += _fallback(
             org,
+            days=current.fallback_days,
             blocked=blocked,
             allowed=allowed,
             count=filters.wanted - len(picked),
@@ -258,7 +258,8 @@ def item_similar(*, actor: Actor, item_id: str, filters: Filters, model: str = "
     """Items like `item_id` (never itself); an item the model never saw gets the fallback."""
     org = actor.organization
     selectors.item_get(org=org, item_id=item_id)  # 404 for an unknown item
-    version, chosen_alias = version_for(org=org, model=model, alias=alias)
+    current = selectors.serving_settings(org=org)
+    version, chosen_alias = version_for(org=org, served=current, model=model, alias=alias)
     blocked = {*filters.exclude, item_id}
     allowed = _category_ids(org, filters.category) if filters.category else None
     picked: list[ShownItem] = []
@@ -276,6 +277,7 @@ def item_similar(*, actor: Actor, item_id: str, filters: Filters, model: str = "
     if len(picked) < filters.wanted:
         picked += _fallback(
             org,
+            days=current.fallback_days,
             blocked=blocked,
             allowed=allowed,
             count=filters.wanted - len(picked),
@@ -382,17 +384,13 @@ def customers_recommend_batch(
     """`customer_recommend` for many customers with one batched model call per serving version."""
     org = actor.organization
     unique = list(dict.fromkeys(customers))
-    weights = selectors.customer_weights(
-        org=org, customer_ids=unique, weights=selectors.serving_settings(org=org).event_weights
-    )
+    current = selectors.serving_settings(org=org)
+    weights = selectors.customer_weights(org=org, customer_ids=unique, weights=current.event_weights)
     allowed = _category_ids(org, filters.category) if filters.category else None
     by_version: dict[int | None, tuple[ModelVersion | None, str, list[str]]] = {}
     resolved: dict[str, tuple[ModelVersion | None, str]] = {}  # one lookup per alias, not per customer
-    split = None if alias else selectors.serving_settings(org=org).splits.get(model or DEFAULT_MODEL_NAME)
     for customer in unique:
-        wanted = alias or (
-            _split_alias(split, org, model or DEFAULT_MODEL_NAME, customer) if split else PRODUCTION_ALIAS
-        )
+        wanted = alias or alias_for(org=org, served=current, model_name=model or DEFAULT_MODEL_NAME, customer=customer)
         if wanted not in resolved:
             resolved[wanted] = _version_at(org=org, model=model, alias=wanted, asked=bool(model or alias))
         version, chosen = resolved[wanted]
@@ -446,6 +444,7 @@ def customers_recommend_batch(
             blocked = set(filters.exclude) | (set() if filters.include_seen else set(weights[customer]))
             shown += _fallback(
                 org,
+                days=current.fallback_days,
                 blocked=blocked,
                 allowed=allowed,
                 count=filters.wanted - len(shown),
