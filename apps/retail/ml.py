@@ -286,6 +286,26 @@ def _callback(on_iteration: Callable[[int, float | None], None] | None) -> Calla
     return callback
 
 
+def _refit_wanted(params: Mapping[str, Any], algorithm: str) -> bool:
+    """`params.refit`; by default only BPR refits (serving cannot re-solve a known BPR customer's factors)."""
+    refit = params.get("refit", algorithm == Algorithm.BPR)
+    if not isinstance(refit, bool):
+        raise ValidationFailed("refit must be true or false.", fields={"params": ["refit: expected a boolean."]})
+    return refit
+
+
+def _fold_in(algorithm: str, model: Any, everything: sp.csr_matrix) -> None:
+    """ALS: every customer's factors solved from their whole row (`recalculate_user`, all customers at once).
+
+    The item factors stay those of the evaluated fit; this is the solve serving makes per request,
+    so the stored factors are what a customer without newer events is served from.
+    """
+    if algorithm != Algorithm.ALS or everything.shape[0] == 0:
+        return
+    with one_blas_thread():
+        model.user_factors = model.recalculate_user(np.arange(everything.shape[0]), everything)
+
+
 def _recommend_fn(algorithm: str, model: Any, train: sp.csr_matrix) -> RecommendFn:
     """The evaluation's view of a fitted model: trained customers' top k, their train items excluded."""
     if model is None:
@@ -324,8 +344,9 @@ def _typed(algorithm: str, name: str, value: Any, *, where: str) -> Any:
 def resolve_params(algorithm: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The algorithm's defaults overlaid with `params` (validated); `search`/`holdout`/`seed` kept aside."""
     resolved = dict(DEFAULTS[algorithm])
+    _refit_wanted(params, algorithm)  # a bad `refit` is refused before the job starts
     for name, value in params.items():
-        if name in {"search", "holdout", "seed", "report_loss"}:
+        if name in {"search", "holdout", "seed", "report_loss", "refit"}:
             continue
         resolved[name] = _typed(algorithm, name, value, where="params")
     return resolved
@@ -418,35 +439,51 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
 
             return on_iteration
 
-        # 1. the configuration fitted on the split's train part and evaluated on its held-out items
+        refit = _refit_wanted(params, chosen_algorithm)
         matrix = split.train.matrix()
+        everything = data.table.matrix()
+        # 1. the configuration fitted on the split's train part and evaluated on its held-out items
         report(progress=offset, message="Fitting on the train part of the split")
+        started = time.perf_counter()
         evaluated = fit(
             chosen_algorithm,
             matrix,
-            {**chosen, "report_loss": False},
-            on_iteration=progress(offset, span * 0.4, with_loss=False),
+            {**chosen, "report_loss": False if refit else params.get("report_loss", True)},
+            on_iteration=progress(offset, span * (0.4 if refit else 0.85), with_loss=not refit),
             seed=seed,
         )
-        report(progress=offset + span * 0.42, message="Evaluating on the held-out split")
+        fit_seconds = time.perf_counter() - started
+        report(progress=offset + span * (0.42 if refit else 0.87), message="Evaluating on the held-out split")
         metrics = self._offline_metrics(chosen_algorithm, evaluated, matrix, split)
-        # 2. the version itself: the same configuration and seed on every interaction, so the
-        # customers' latest items (held out above) are in the model the shop is served from
-        everything = data.table.matrix()
-        report(progress=offset + span * 0.5, message="Training the version on every interaction")
-        started = time.perf_counter()
-        model = fit(
-            chosen_algorithm,
-            everything,
-            {**chosen, "report_loss": params.get("report_loss", True)},
-            on_iteration=progress(offset + span * 0.5, span * 0.45, with_loss=True),
-            seed=seed,
-        )
-        metrics["fit_seconds"] = round(time.perf_counter() - started, 3)
-        served = (
-            "refitted on every interaction with the evaluated configuration and seed "
-            f"({len(data.table)} interactions; the metrics are those of the fit on the split's train part)"
-        )
+        if refit:
+            # 2. opt-in (`params.refit`, BPR's default): the same configuration and seed fitted again
+            # on every interaction, so the held-out latest items shape the item side too
+            report(progress=offset + span * 0.5, message="Training the version on every interaction")
+            started = time.perf_counter()
+            model = fit(
+                chosen_algorithm,
+                everything,
+                {**chosen, "report_loss": params.get("report_loss", True)},
+                on_iteration=progress(offset + span * 0.5, span * 0.45, with_loss=True),
+                seed=seed,
+            )
+            fit_seconds = time.perf_counter() - started
+            served = (
+                "refitted on every interaction with the evaluated configuration and seed "
+                f"({len(data.table)} interactions; the metrics are those of the fit on the split's train part)"
+            )
+        else:
+            # 2. the default: the evaluated fit is the version. Its customers' factors are solved
+            # again from every interaction (held-out items included), the exact computation serving
+            # makes from a customer's live row (`recalculate_user`), for a fraction of a second fit
+            model = evaluated
+            _fold_in(chosen_algorithm, model, everything)
+            served = (
+                "the evaluated fit on the split's train part (the metrics are this model's); customers' "
+                f"factors solved again from all {len(data.table)} interactions, as serving does from the "
+                "live row (ALS); set params.refit to fit again on every interaction"
+            )
+        metrics["fit_seconds"] = round(fit_seconds, 3)
         loaded = LoadedRecommender(
             algorithm=str(chosen_algorithm),
             model=model,
@@ -457,7 +494,14 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
         return Trained(
             model=loaded,
             metrics=metrics,
-            params={"algorithm": str(chosen_algorithm), **chosen, "holdout": holdout, "seed": seed, "trials": trials},
+            params={
+                "algorithm": str(chosen_algorithm),
+                **chosen,
+                "holdout": holdout,
+                "seed": seed,
+                "refit": refit,
+                "trials": trials,
+            },
             input_schema={"customers": len(data.customer_ids), "items": len(data.item_ids), **data.description},
             data_fingerprint=data.fingerprint,
             model_card={

@@ -383,6 +383,7 @@ def _nothing_created() -> None:
         {"algorithm": "als", "params": [1, 2]},
         {"algorithm": "als", "params": {"factors": "many"}},
         {"algorithm": "als", "params": {"no_such_param": 1}},
+        {"algorithm": "als", "params": {"refit": "yes"}},
         {"algorithm": "als", "search": {"factors": 32}},
         {"algorithm": "als", "search": {"factors": []}},
         {"algorithm": "als", "search": {}},

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from ml.artifacts import artifact_fetch
 from ml.models import ModelVersion
+from tests.retail.conftest import FAST_ALS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -174,6 +175,8 @@ def test_offline_metrics_equal_an_independent_split_and_pytrec_eval(api: Any, tr
     )
     with threadpool_limits(1, "blas"):
         evaluated.fit(matrix, show_progress=False)
+    # (the default version is this very fit: its item factors are the ones evaluated)
+    np.testing.assert_allclose(raw.model.item_factors, evaluated.item_factors, rtol=1e-4, atol=1e-5)
     rows = np.sort(test["c"].to_numpy())
     ids, _ = evaluated.recommend(rows, matrix[rows], N=10, filter_already_liked_items=True)
     qrel = {str(c): {str(i): 1} for c, i in zip(test["c"], test["i"], strict=True)}
@@ -219,3 +222,28 @@ def test_a_category_filter_leaves_the_customers_row_intact(api: Any, trained: di
     runtime.predict(version, [RecommendRequest(user_items=row, customer_row=0, n=10, items=drama)])
 
     assert np.array_equal(row.data, before)
+
+
+def test_every_customers_stored_factors_are_solved_from_their_history(api: Any, trained: dict[str, Any], tmp_path):
+    # given: the default version (the evaluated fit, not refitted)
+    version = _version()
+    raw = RawALS(version, tmp_path / "artifact")
+    assert version.params["refit"] is False and "evaluated fit" in version.model_card["served_model"]
+
+    # when: raw implicit solves each customer's factors from every one of their events
+    rows = sp.vstack([raw.row_of(trained["events"], customer) for customer in raw.customers]).tocsr()
+    with threadpool_limits(1, "blas"):
+        solved = raw.model.recalculate_user(np.arange(len(raw.customers)), rows)
+
+    # then: those are the stored factors (held-out items included), what serving computes per request
+    np.testing.assert_allclose(raw.model.user_factors, solved, rtol=1e-4, atol=1e-5)
+
+
+def test_a_refit_is_opt_in_and_trains_on_every_interaction(api: Any, shop: dict[str, Any], train: Any) -> None:
+    # when
+    train(params={**FAST_ALS, "refit": True})
+
+    # then
+    version = _version()
+    assert version.params["refit"] is True
+    assert version.model_card["served_model"].startswith("refitted on every interaction")
