@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,17 +170,27 @@ def _fallback(
 
 
 def _model_items(
-    org: Organization, version: ModelVersion, ids: IdMaps, request: RecommendRequest | SimilarRequest, wanted: int
+    org: Organization,
+    version: ModelVersion,
+    ids: IdMaps,
+    request: RecommendRequest | SimilarRequest,
+    wanted: int,
+    *,
+    first_check: Callable[[list[str]], dict[str, str]] | None = None,
 ) -> list[ShownItem]:
-    """The model's items for `request`, hidden ones dropped (asking again for more if needed)."""
+    """The model's items for `request`, hidden ones dropped (asking again for more if needed).
+
+    `first_check` replaces the catalogue check of the first round (`_LoggedCheck`: the check and
+    the attribution log row in one statement).
+    """
     hidden: set[int] = set()
     fetch = wanted + OVERFETCH
     good: list[ShownItem] = []
-    for _ in range(MAX_ROUNDS):
+    for round_number in range(MAX_ROUNDS):
         asked = _with(request, n=fetch, exclude=tuple(sorted({*request.exclude, *hidden})))
         result = runtime.predict(version, [asked]).outputs[0]
         candidates = [ids.items[row] for row in result.items.tolist()]
-        titles = _shown(org, candidates)
+        titles = first_check(candidates) if first_check is not None and round_number == 0 else _shown(org, candidates)
         good = [
             ShownItem(id=item, title=titles[item], score=round(float(score), 6), source=Source.MODEL)
             for item, score in zip(candidates, result.scores.tolist(), strict=True)
@@ -226,6 +236,7 @@ def customer_recommend(
     picked: list[ShownItem] = []
     ids: IdMaps | None = None
     row = None
+    logged: _LoggedCheck | None = None
     if version is not None:
         ids = runtime.preprocessor(version)
         row = ids.live_row(weights)
@@ -238,7 +249,10 @@ def customer_recommend(
                 exclude=tuple(sorted(ids.item_rows_of(filters.exclude))),
                 items=None if allowed is None else tuple(sorted(ids.item_rows_of(sorted(allowed)))),
             )
-            picked = _model_items(org, version, ids, request, filters.wanted)
+            if connection.vendor == "postgresql":
+                logged = _LoggedCheck(org=org, version=version, alias=chosen_alias, customer=customer, filters=filters)
+            first_check = logged.check if logged is not None else None
+            picked = _model_items(org, version, ids, request, filters.wanted, first_check=first_check)
     if len(picked) < filters.wanted:
         picked += _fallback(
             org,
@@ -251,6 +265,10 @@ def customer_recommend(
     page = picked[filters.offset : filters.wanted]
     if explain and version is not None and ids is not None and row is not None and row.nnz:
         _explain(org, version, ids, row, customer, page)
+    if logged is not None and logged.inserted:
+        if [shown.id for shown in page] != logged.page:  # the log row holds exactly what is answered
+            raise RuntimeError(f"Logged {logged.page}, answering {[shown.id for shown in page]}")
+        return Answer(recomm_id=logged.recomm_id, version=version, alias=chosen_alias, items=page)
     return _logged(org, RecommendationKind.CUSTOMER, version, chosen_alias, page, customer=customer, item="")
 
 
@@ -513,4 +531,92 @@ def _log_sql() -> str:
     return (  # names from _meta, every value a bound parameter
         f"INSERT INTO {table_name(Recommendation)} ({', '.join(column for column, _ in columns)}) "  # noqa: S608
         f"SELECT * FROM unnest({', '.join(f'%b::{kind}[]' for _, kind in columns)})"
+    )
+
+
+class _LoggedCheck:
+    """A single answer's catalogue check and attribution log row in one PostgreSQL statement.
+
+    The statement finds which candidates may be shown (as `selectors.shown_titles`) and, when at
+    least `filters.wanted` of them may, inserts the answer's log row: the shown candidates in the
+    model's order, `filters.offset` to `filters.wanted`, every source `model`. That is exactly the
+    page `customer_recommend` then answers (asserted), so the row is committed before the answer
+    leaves, one round trip fewer. With too few shown (another model round or the fallback
+    follows) nothing is inserted and the answer is logged as usual.
+    """
+
+    def __init__(self, *, org: Organization, version: ModelVersion, alias: str, customer: str, filters: Filters):
+        self.org, self.version, self.alias, self.customer, self.filters = org, version, alias, customer, filters
+        self.recomm_id = uuid.uuid4()
+        self.inserted = False
+        self.page: list[str] = []
+
+    def check(self, candidates: list[str]) -> dict[str, str]:
+        from django.utils import timezone
+
+        now = timezone.now()
+        version = self.version
+        with binding_cursor() as cursor:
+            cursor.execute(
+                _checked_log_sql(),
+                {
+                    "org": self.org.pk,
+                    "now": now,
+                    "candidates": candidates,
+                    "offset": self.filters.offset,
+                    "n": self.filters.n,
+                    "wanted": self.filters.wanted,
+                    "recomm_id": self.recomm_id,
+                    "kind": str(RecommendationKind.CUSTOMER),
+                    "customer": self.customer,
+                    "item": "",
+                    "version": version.pk,
+                    "model_name": version.registered_model.name,
+                    "number": version.number,
+                    "alias": self.alias,
+                    "source": str(Source.MODEL),
+                },
+            )
+            rows = cursor.fetchall()
+        titles = {item: title for item, title, _ in rows}
+        self.inserted = bool(rows) and bool(rows[0][2])
+        if self.inserted:
+            shown = [item for item, _, _ in rows]
+            self.page = shown[self.filters.offset : self.filters.wanted]
+        return titles
+
+
+@functools.cache
+def _checked_log_sql() -> str:
+    """`_shown_sql`'s check and `_log_sql`'s insert of one answer as one statement (see `_LoggedCheck`)."""
+    item = {name: column_of(Item, name)[0] for name in ("organization", "external_id", "title", "active")}
+    until = column_of(Item, "available_until")[0]
+    kind_of_id = column_of(Item, "external_id")[1]
+    logged = {name: column_of(Recommendation, name) for name in LOGGED}
+    values = {
+        "recomm_id": "%(recomm_id)b",
+        "organization": "%(org)b",
+        "kind": "%(kind)b",
+        "customer_external_id": "%(customer)b",
+        "item_external_id": "%(item)b",
+        "model_version": "%(version)b",
+        "model_name": "%(model_name)b",
+        "model_version_number": "%(number)b",
+        "alias": "%(alias)b",
+        "items": "(SELECT coalesce(jsonb_agg(page.id ORDER BY page.ord), '[]'::jsonb) FROM page)",
+        "sources": "(SELECT coalesce(jsonb_agg(%(source)b::text), '[]'::jsonb) FROM page)",
+        "created_at": "%(now)b",
+    }
+    return (  # names from _meta, every value a bound parameter
+        f"WITH candidates AS (SELECT c.id, c.ord FROM unnest(%(candidates)b::{kind_of_id}[]) "  # noqa: S608
+        "WITH ORDINALITY AS c (id, ord)), "
+        f"shown AS (SELECT candidates.id, candidates.ord, i.{item['title']} AS title FROM candidates "
+        f"JOIN {table_name(Item)} i ON i.{item['organization']} = %(org)b AND i.{item['external_id']} = candidates.id "
+        f"WHERE i.{item['active']} AND (i.{until} IS NULL OR i.{until} > %(now)b)), "
+        "page AS (SELECT id, ord FROM shown ORDER BY ord OFFSET %(offset)b LIMIT %(n)b), "
+        f"logged AS (INSERT INTO {table_name(Recommendation)} "
+        f"({', '.join(column for column, _ in logged.values())}) "
+        f"SELECT {', '.join(f'{values[name]}::{kind}' for name, (_, kind) in logged.items())} "
+        "WHERE (SELECT count(*) FROM shown) >= %(wanted)b RETURNING 1) "
+        "SELECT shown.id, shown.title, (SELECT count(*) FROM logged) FROM shown ORDER BY shown.ord"
     )

@@ -68,6 +68,19 @@ def test_retail_import_training_serving_and_precompute_on_the_worker(real_worker
     assert [item["id"] for item in again["items"]][:3] == [item["id"] for item in answer["items"]][2:]
     assert not {first, second} & {item["id"] for item in again["items"]}
 
+    # and: every single answer is in the attribution log as answered (on PostgreSQL the catalogue
+    # check and the log row are one statement): a page past the start, and an unknown customer's
+    # fallback (logged the ordinary way)
+    for url in (
+        "/api/v1/retail/customers/u1/recommendations/?n=5",
+        "/api/v1/retail/customers/u1/recommendations/?n=3&offset=4&exclude=" + first,
+        "/api/v1/retail/customers/nobody/recommendations/?n=3",
+    ):
+        served = api.get(url).json()
+        record = api.get(f"/api/v1/retail/recommendations/{served['recomm_id']}/").json()
+        assert record["kind"] == "customer" and record["items"] == [item["id"] for item in served["items"]], url
+        assert record["sources"] == [item["source"] for item in served["items"]], url
+
     # and: the precompute job writes one line per customer and item
     export = api.post("/api/v1/retail/exports/", {"n": 3}, format="json")
     assert export.status_code == 202, export.content
