@@ -439,7 +439,7 @@ def _shift_ymd(year: str, month: str | None, day: str | None, days: int) -> str 
     except (ValueError, OverflowError):
         return None
     if day is not None:
-        return shifted.strftime("%Y%m%d") if shifted.year >= 1000 else None
+        return f"{shifted.year:04d}{shifted.month:02d}{shifted.day:02d}"
     if month is not None:
         return f"{shifted.year:04d}{shifted.month:02d}"
     return f"{shifted.year:04d}"

@@ -552,7 +552,7 @@ def read_testdata(name: str) -> Dataset:
     return pydicom.dcmread(path)
 
 
-@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm"])  # RLE: encapsulated pixels
 @pytest.mark.parametrize("options", [{}, {"retain_long_modified_dates": True, "retain_patient_characteristics": True}])
 def test_real_files_round_trip(name: str, options: dict[str, bool]) -> None:
     # given a real file
