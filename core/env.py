@@ -79,6 +79,14 @@ VARIABLES: tuple[Var, ...] = (
     ),
     Var("PORT", "8000", "Port `make run` serves on (127.0.0.1)."),
     Var("LOG_LEVEL", "INFO", "Root log level."),
+    Var(
+        "TRUSTED_PROXY",
+        "false",
+        "Behind a reverse proxy that sets X-Forwarded-Host and X-Forwarded-Proto: trust them for absolute URLs "
+        "(DICOMweb RetrieveURL and BulkDataURI). Never enable without such a proxy.",
+    ),
+    Var("DICOM_PORT", "11112", "Port of the DICOM listener (storage SCP: C-ECHO, C-STORE) `make run` starts."),
+    Var("DICOM_AE_TITLE", "TESSERA", "The listener's own AE title (what modalities call)."),
 )
 
 _BY_NAME = {var.name: var for var in VARIABLES}

@@ -42,3 +42,15 @@ class PayloadTooLarge(DomainError):
 
 class UnsupportedMediaType(DomainError):
     code = "unsupported_media_type"
+
+
+class NotAcceptable(DomainError):
+    """None of the representations the client accepts can be produced (406)."""
+
+    code = "not_acceptable"
+
+
+class LengthRequired(DomainError):
+    """The body's length is unknown and the server cannot read it as a stream here (411)."""
+
+    code = "length_required"

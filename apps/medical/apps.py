@@ -9,3 +9,4 @@ class MedicalConfig(DomainAppConfig):
     domain = "medical"
     roles = ("clinician",)
     nav_label = ""  # shown in the portal once the app has pages
+    api_urls = "apps.medical.urls"

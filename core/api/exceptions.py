@@ -28,6 +28,8 @@ DOMAIN_STATUS: dict[type[errors.DomainError], int] = {
     errors.Conflict: status.HTTP_409_CONFLICT,
     errors.PayloadTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     errors.UnsupportedMediaType: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    errors.NotAcceptable: status.HTTP_406_NOT_ACCEPTABLE,
+    errors.LengthRequired: status.HTTP_411_LENGTH_REQUIRED,
 }
 
 

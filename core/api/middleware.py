@@ -39,21 +39,35 @@ class RequestContextMiddleware:
 
 
 class ApiBodySizeLimitMiddleware:
-    """Refuse API bodies above `API_MAX_UPLOAD_BYTES` before anything reads them."""
+    """Refuse API bodies above `API_MAX_UPLOAD_BYTES` before anything reads them.
+
+    A view that streams its body to storage itself (DICOMweb STOW-RS: a study can be several
+    gigabytes, sent chunked with no Content-Length) says so with `streams_request_body = True`
+    and is not limited here.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith("/api/"):
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = 0
-            if length > settings.API_MAX_UPLOAD_BYTES:
-                limit = filesizeformat(settings.API_MAX_UPLOAD_BYTES).replace("\xa0", " ")
-                return json_error_response(413, "too_large", f"Request body is larger than the {limit} limit.")
         return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable[..., HttpResponse], view_args: object, view_kwargs: object
+    ) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        view_class = getattr(view_func, "cls", None) or getattr(view_func, "view_class", None)
+        if getattr(view_class, "streams_request_body", False):
+            return None
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.API_MAX_UPLOAD_BYTES:
+            limit = filesizeformat(settings.API_MAX_UPLOAD_BYTES).replace("\xa0", " ")
+            return json_error_response(413, "too_large", f"Request body is larger than the {limit} limit.")
+        return None
 
 
 class ApiHtmlErrorMiddleware:

@@ -90,8 +90,10 @@ class TesseraAutoSchema(AutoSchema):
             responses.setdefault(str(error_status), {"description": ERROR_DESCRIPTIONS[error_status]})
         error_content = {"application/json": {"schema": self._error_component().ref}}
         for status_code, response in responses.items():
-            if str(status_code).startswith("4") and not response.get("content"):
-                response["content"] = error_content
+            # A protocol may answer a 4xx in its own media type too (DICOMweb STOW-RS: 409 with the
+            # Store Instances Response); the error shape is documented beside it.
+            if str(status_code).startswith("4") and "application/json" not in response.get("content", {}):
+                response["content"] = {**response.get("content", {}), **error_content}
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 

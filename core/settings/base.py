@@ -19,6 +19,9 @@ SECRET_KEY = env.get("SECRET_KEY") or "insecure-local-development-key-change-me-
 DEBUG = False
 ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS")
+if env.get_bool("TRUSTED_PROXY"):
+    USE_X_FORWARDED_HOST = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -141,6 +144,10 @@ else:
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 API_MAX_UPLOAD_BYTES = env.get_int("API_MAX_UPLOAD_MB") * 1024 * 1024
+
+# --- Medical imaging archive -----------------------------------------------------------------------
+DICOM_PORT = env.get_int("DICOM_PORT")
+DICOM_AE_TITLE = env.get("DICOM_AE_TITLE")
 
 # --- Cache (API throttling counters) ---------------------------------------------------------------
 if env.is_set("CACHE_URL"):

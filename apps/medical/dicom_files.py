@@ -1,0 +1,193 @@
+"""What the archive accepts as a DICOM instance, and the attributes it indexes from one.
+
+`instance_inspect(path)` reads a received file strictly and either returns what the index needs
+or raises `InstanceRefused` with the PS3.18 / PS3.4 failure reason a STOW-RS answer or a C-STORE
+status carries. pydicom is lenient on purpose (it parses many cut files without a word), so the
+checks here are the archive's own:
+
+- the file has the 128-byte preamble, `DICM` and a File Meta Information group (never read
+  with `force=True`);
+- no element is shorter than its declared length (a file cut inside an element);
+- an image has its pixel data, of the length rows x columns x samples x bits x frames give for
+  a native transfer syntax, or a complete encapsulated fragment sequence with at least one
+  fragment per frame for a compressed one (a file cut at an element boundary before or inside
+  the pixel data);
+- Study, Series and SOP Instance UIDs and the SOP Class UID are present and are valid UIDs;
+- the SOP class is a storage SOP class (pynetdicom's list of every one the standard defines).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sequence import Sequence
+from pydicom.tag import Tag
+from pynetdicom import AllStoragePresentationContexts
+
+# Failure reasons (PS3.18 Table I.2-1 / PS3.4 Annex B) a STOW-RS FailedSOPSequence item carries.
+PROCESSING_FAILURE = 0x0110
+DUPLICATE_SOP_INSTANCE = 0x0111  # PS3.7 C.4.2.1.4: the archive's "reject" duplicates policy
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+OUT_OF_RESOURCES = 0xA700
+DATA_SET_DOES_NOT_MATCH = 0xA900  # also: the instance belongs to another study than the URL names
+CANNOT_UNDERSTAND = 0xC000
+TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
+# Warning reasons (PS3.18 Table I.2-2) on a ReferencedSOPSequence item.
+WARNING_ELEMENTS_DISCARDED = 0xB006  # "keep" duplicates policy: the copy just sent was discarded
+
+STORAGE_SOP_CLASSES: frozenset[str] = frozenset(
+    str(context.abstract_syntax) for context in AllStoragePresentationContexts
+)
+
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_PIXEL_DATA = Tag(0x7FE0, 0x0010)
+_PIXEL_TAGS = (_PIXEL_DATA, Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009))  # Pixel, Float Pixel, Double Float Pixel
+
+
+class InstanceRefused(Exception):
+    """The archive does not store this file. `reason` is the PS3.18 FailureReason code."""
+
+    def __init__(self, reason: int, message: str, *, sop_class_uid: str = "", sop_instance_uid: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.sop_class_uid = sop_class_uid
+        self.sop_instance_uid = sop_instance_uid
+
+
+@dataclass(frozen=True)
+class InspectedInstance:
+    """A file the archive accepts: its dataset (pixel data left as read) and its identity."""
+
+    dataset: Dataset
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+
+
+def is_valid_uid(value: object) -> bool:
+    """PS3.5 9.1: digits and dots, no leading zeros in a component, at most 64 characters."""
+    return isinstance(value, str) and 0 < len(value) <= 64 and bool(_UID.match(value))
+
+
+def instance_inspect(path: Path) -> InspectedInstance:
+    """Read the file at `path` strictly; raise InstanceRefused with the reason if it is not storable."""
+    try:
+        dataset = pydicom.dcmread(path)
+    except InvalidDicomError as exc:
+        raise InstanceRefused(CANNOT_UNDERSTAND, f"Not a DICOM Part 10 file: {exc}") from None
+    except Exception as exc:  # noqa: BLE001  (pydicom raises many kinds on malformed input)
+        raise InstanceRefused(CANNOT_UNDERSTAND, f"The file could not be parsed: {exc}") from None
+    sop_class_uid = _text(dataset, "SOPClassUID") or _text(dataset.file_meta, "MediaStorageSOPClassUID")
+    sop_instance_uid = _text(dataset, "SOPInstanceUID") or _text(dataset.file_meta, "MediaStorageSOPInstanceUID")
+
+    def refuse(reason: int, message: str) -> InstanceRefused:
+        return InstanceRefused(reason, message, sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid)
+
+    transfer_syntax_uid = _text(dataset.file_meta, "TransferSyntaxUID")
+    if not transfer_syntax_uid:
+        raise refuse(CANNOT_UNDERSTAND, "The File Meta Information has no Transfer Syntax UID.")
+    short = _first_short_element(dataset)
+    if short is not None:
+        raise refuse(CANNOT_UNDERSTAND, f"The file is truncated: element {short} is shorter than its declared length.")
+    missing = [
+        keyword
+        for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+        if not is_valid_uid(_text(dataset, keyword))
+    ]
+    if missing:
+        raise refuse(DATA_SET_DOES_NOT_MATCH, f"Missing or invalid {', '.join(missing)}.")
+    if sop_class_uid not in STORAGE_SOP_CLASSES:
+        raise refuse(SOP_CLASS_NOT_SUPPORTED, f"SOP class {sop_class_uid} is not a storage SOP class.")
+    _check_pixel_data(dataset, transfer_syntax_uid, refuse)
+    return InspectedInstance(
+        dataset=dataset,
+        sop_class_uid=sop_class_uid,
+        sop_instance_uid=sop_instance_uid,
+        study_instance_uid=_text(dataset, "StudyInstanceUID"),
+        series_instance_uid=_text(dataset, "SeriesInstanceUID"),
+        transfer_syntax_uid=transfer_syntax_uid,
+    )
+
+
+def _text(dataset: Dataset, keyword: str) -> str:
+    try:
+        value = dataset.get(keyword)
+    except Exception:  # noqa: BLE001  (a malformed value raises on conversion)
+        return ""
+    return str(value).strip() if value is not None else ""
+
+
+def _first_short_element(dataset: Dataset) -> str | None:
+    """The first element (recursively) whose value is shorter than its declared length, if any."""
+    for tag, element in dataset._dict.items():
+        if isinstance(element, RawDataElement):
+            if (
+                element.length != _UNDEFINED_LENGTH
+                and element.value is not None
+                and len(element.value) < element.length
+            ):
+                return str(Tag(tag))
+        elif isinstance(element.value, Sequence):
+            for item in element.value:
+                found = _first_short_element(item)
+                if found is not None:
+                    return found
+    return None
+
+
+def expected_native_length(dataset: Dataset) -> int:
+    """Bytes of native (uncompressed) pixel data the image attributes call for (PS3.5 8.1.1)."""
+    rows, columns = int(dataset.Rows), int(dataset.Columns)
+    samples = int(dataset.get("SamplesPerPixel") or 1)
+    bits = int(dataset.BitsAllocated)
+    frames = int(dataset.get("NumberOfFrames") or 1)
+    total_bits = rows * columns * samples * bits * frames
+    return (total_bits + 7) // 8
+
+
+def _check_pixel_data(dataset: Dataset, transfer_syntax_uid: str, refuse: Callable[[int, str], Exception]) -> None:
+    has_pixels = any(tag in dataset for tag in _PIXEL_TAGS)
+    is_image = "Rows" in dataset and "Columns" in dataset
+    if not is_image:
+        if has_pixels:
+            raise refuse(DATA_SET_DOES_NOT_MATCH, "Pixel data without Rows and Columns.")
+        return
+    if not has_pixels:
+        raise refuse(CANNOT_UNDERSTAND, "The image has no pixel data (the file may be truncated).")
+    if _PIXEL_DATA not in dataset:
+        return  # float pixel data: its length check is the element's own
+    try:
+        syntax = pydicom.uid.UID(transfer_syntax_uid)
+        encapsulated = syntax.is_encapsulated if syntax.is_transfer_syntax else None
+        if encapsulated is None:
+            raise refuse(TRANSFER_SYNTAX_NOT_SUPPORTED, f"Unknown transfer syntax {transfer_syntax_uid}.")
+        if not dataset.get("BitsAllocated"):
+            raise refuse(DATA_SET_DOES_NOT_MATCH, "The image has no Bits Allocated.")
+        value: Any = dataset.PixelData
+        if encapsulated:
+            frames = int(dataset.get("NumberOfFrames") or 1)
+            fragments = list(pydicom.encaps.generate_fragments(value))
+            if len(fragments) < frames or not all(fragments):
+                raise refuse(CANNOT_UNDERSTAND, "The encapsulated pixel data is incomplete (truncated file?).")
+        elif len(value) < expected_native_length(dataset):
+            raise refuse(
+                CANNOT_UNDERSTAND,
+                f"The pixel data has {len(value)} bytes where the image attributes call for "
+                f"{expected_native_length(dataset)} (truncated file?).",
+            )
+    except InstanceRefused:
+        raise
+    except Exception as exc:  # noqa: BLE001  (any failure to read the pixel data is a refusal)
+        raise refuse(CANNOT_UNDERSTAND, f"The pixel data could not be read: {exc}") from None

@@ -1,0 +1,315 @@
+"""The imaging archive's rows: the Patient → Study → Series → Instance index, each organization's
+archive policy and DICOM nodes, and the append-only PHI access log.
+
+The index carries the QIDO-RS matching attributes as indexed columns, so a search never opens a
+file; the stored bytes are content-addressed (`Instance.sha256`) and read back byte for byte by
+WADO-RS. The organization is part of every key: the same Study Instance UID in two organizations
+is two unrelated studies, and another organization's UIDs are simply "not found".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from apps.medical.choices import AccessKind, DuplicatePolicy, ExportDestination, ReceivedVia
+from core.tenancy.models import TimeStampedModel
+
+UID_LENGTH = 64  # PS3.5 6.2: a UI value is at most 64 characters
+
+
+class ArchiveSettings(TimeStampedModel):
+    """One organization's archive policy: what a second copy of an instance does, and whether
+    every received instance is de-identified before it is stored (research archives)."""
+
+    organization = models.OneToOneField("core.Organization", on_delete=models.CASCADE, related_name="medical_settings")
+    duplicate_policy = models.CharField(max_length=16, choices=DuplicatePolicy.choices, default=DuplicatePolicy.KEEP)
+    deidentify_on_receipt = models.BooleanField(default=False)
+    # The PS3.15 Annex E options applied on receipt (see apps.medical.deidentify.DeidOptions).
+    deidentify_options = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name_plural = "archive settings"
+        ordering = ["organization__slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(duplicate_policy__in=DuplicatePolicy.values), name="medical_settings_policy_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization} archive settings"
+
+
+class DicomNode(TimeStampedModel):
+    """A DICOM application entity (a modality, a PACS) allowed to send to the listener.
+
+    The calling AE title names the organization, so a title belongs to one organization only;
+    an association from an unknown title is refused.
+    """
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="dicom_nodes")
+    ae_title = models.CharField(max_length=16, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+    host = models.CharField(max_length=255, blank=True, help_text="Expected peer address; empty accepts any.")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["ae_title"]
+        verbose_name = "DICOM node"
+
+    def __str__(self) -> str:
+        return self.ae_title
+
+
+class Patient(TimeStampedModel):
+    """A patient as the sending systems identify them (Patient ID within the organization)."""
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="medical_patients")
+    patient_id = models.CharField(max_length=64, blank=True)
+    issuer_of_patient_id = models.CharField(max_length=64, blank=True)
+    patient_name = models.CharField(max_length=324, blank=True)  # PN: up to 3 groups of 64 + separators
+    birth_date = models.CharField(max_length=8, blank=True)  # DA as stored (YYYYMMDD), may be empty
+    sex = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["patient_name", "patient_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "patient_id", "issuer_of_patient_id"], name="medical_patient_unique_id"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "patient_name"], name="medical_patient_org_name")]
+
+    def __str__(self) -> str:
+        return f"{self.patient_name or '(no name)'} [{self.patient_id}]"
+
+
+class Study(TimeStampedModel):
+    """A study: the QIDO-RS study attributes as columns, and its counts kept up to date on every store."""
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="medical_studies")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
+    study_instance_uid = models.CharField(max_length=UID_LENGTH)
+    study_date = models.CharField(max_length=8, blank=True, db_index=True)
+    study_time = models.CharField(max_length=16, blank=True)
+    accession_number = models.CharField(max_length=16, blank=True)
+    study_id = models.CharField(max_length=16, blank=True)
+    study_description = models.CharField(max_length=64, blank=True)
+    referring_physician_name = models.CharField(max_length=324, blank=True)
+    # Backslash-separated, sorted, as DICOM writes a multi-valued CS ("CT\\SR").
+    modalities_in_study = models.CharField(max_length=200, blank=True)
+    number_of_series = models.PositiveIntegerField(default=0)
+    number_of_instances = models.PositiveIntegerField(default=0)
+    # Study-level attributes of the first instance received, as DICOM JSON (for `includefield`).
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-study_date", "-study_time", "study_instance_uid"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "study_instance_uid"], name="medical_study_unique_uid")
+        ]
+        indexes = [
+            models.Index(fields=["organization", "study_date"], name="medical_study_org_date"),
+            models.Index(fields=["organization", "accession_number"], name="medical_study_org_accession"),
+        ]
+
+    def __str__(self) -> str:
+        return self.study_instance_uid
+
+
+class Series(TimeStampedModel):
+    """A series of one study: the QIDO-RS series attributes as columns."""
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="medical_series")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    series_instance_uid = models.CharField(max_length=UID_LENGTH)
+    modality = models.CharField(max_length=16, blank=True)
+    series_number = models.IntegerField(null=True, blank=True)
+    series_description = models.CharField(max_length=64, blank=True)
+    body_part_examined = models.CharField(max_length=16, blank=True)
+    series_date = models.CharField(max_length=8, blank=True)
+    series_time = models.CharField(max_length=16, blank=True)
+    performed_procedure_step_start_date = models.CharField(max_length=8, blank=True)
+    performed_procedure_step_start_time = models.CharField(max_length=16, blank=True)
+    number_of_instances = models.PositiveIntegerField(default=0)
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["series_number", "series_instance_uid"]
+        verbose_name_plural = "series"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "series_instance_uid"], name="medical_series_unique_uid")
+        ]
+        indexes = [models.Index(fields=["organization", "modality"], name="medical_series_org_modality")]
+
+    def __str__(self) -> str:
+        return self.series_instance_uid
+
+
+class Instance(TimeStampedModel):
+    """One stored SOP instance: its file (content-addressed by sha256, byte-identical to what was
+    received) and the instance-level attributes QIDO-RS and WADO-RS need without opening it."""
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="medical_instances")
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    sop_instance_uid = models.CharField(max_length=UID_LENGTH)
+    sop_class_uid = models.CharField(max_length=UID_LENGTH)
+    transfer_syntax_uid = models.CharField(max_length=UID_LENGTH)
+    instance_number = models.IntegerField(null=True, blank=True)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    number_of_frames = models.PositiveIntegerField(null=True, blank=True)
+    burned_in_annotation = models.CharField(max_length=3, blank=True)
+    file = models.CharField(max_length=300)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    received_via = models.CharField(max_length=16, choices=ReceivedVia.choices)
+    # The dataset without bulk data, as DICOM JSON (bulk values are read from the file on demand).
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["instance_number", "sop_instance_uid"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "sop_instance_uid"], name="medical_instance_unique_uid"),
+        ]
+        indexes = [models.Index(fields=["organization", "sha256"], name="medical_instance_org_sha")]
+
+    def __str__(self) -> str:
+        return self.sop_instance_uid
+
+
+class UidMapping(models.Model):
+    """De-identification's UID remapping: within an organization the same source UID always maps
+    to the same new UID, so de-identified studies stay linked across exports."""
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="+")
+    source_uid = models.CharField(max_length=UID_LENGTH)
+    new_uid = models.CharField(max_length=UID_LENGTH)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "source_uid"], name="medical_uid_mapping_unique_source")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_uid} → {self.new_uid}"
+
+
+class PatientDateShift(models.Model):
+    """De-identification's date shift per patient (Retain Longitudinal Temporal Information with
+    modified dates): every date of one patient moves by the same number of days."""
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="+")
+    patient_key = models.CharField(max_length=64, help_text="sha256 of the source Patient ID (never the ID itself).")
+    shift_days = models.IntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "patient_key"], name="medical_date_shift_unique_patient")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient_key[:8]}… {self.shift_days:+d} days"
+
+
+class PhiAccessQuerySet(models.QuerySet["PhiAccess"]):
+    """The access log is append-only: bulk updates and deletes are refused."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError("The PHI access log is append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("The PHI access log is append-only.")
+
+
+class PhiAccess(models.Model):
+    """One request that read protected health information: who, which organization, what kind of
+    access, which studies, when, and the request id. One row per request (a search that returned
+    forty studies, a retrieve of a study's 300 instances), with one `PhiAccessStudy` per study.
+
+    UIDs are kept as text, not foreign keys, so the log outlives a deleted study.
+    """
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.PROTECT, related_name="medical_phi_access")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_api_key = models.ForeignKey("core.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_label = models.CharField(max_length=150)
+    kind = models.CharField(max_length=24, choices=AccessKind.choices)
+    path = models.CharField(max_length=500, blank=True)
+    series_instance_uid = models.CharField(max_length=UID_LENGTH, blank=True)
+    sop_instance_uid = models.CharField(max_length=UID_LENGTH, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+
+    objects = PhiAccessQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "PHI access"
+        verbose_name_plural = "PHI access log"
+        indexes = [models.Index(fields=["organization", "-created_at"], name="medical_phi_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.kind}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise PermissionError("The PHI access log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError("The PHI access log is append-only.")
+
+
+class PhiAccessStudy(models.Model):
+    """A study one PHI access touched (so the log reads per study)."""
+
+    access = models.ForeignKey(PhiAccess, on_delete=models.PROTECT, related_name="studies")
+    organization = models.ForeignKey("core.Organization", on_delete=models.PROTECT, related_name="+")
+    study_instance_uid = models.CharField(max_length=UID_LENGTH)
+    patient_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["organization", "study_instance_uid"], name="medical_phi_study_org_uid")]
+
+    def __str__(self) -> str:
+        return self.study_instance_uid
+
+
+class Export(TimeStampedModel):
+    """A de-identified copy of chosen studies, made by a job: a zip to download, or instances
+    written into another organization's archive (research). Instances that may carry burned-in
+    text are quarantined (listed, not exported)."""
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="medical_exports")
+    job = models.OneToOneField("core.Job", on_delete=models.PROTECT, related_name="medical_export")
+    study_uids = models.JSONField(default=list)
+    options = models.JSONField(default=dict, blank=True)
+    destination = models.CharField(max_length=16, choices=ExportDestination.choices, default=ExportDestination.ZIP)
+    target_organization = models.ForeignKey(
+        "core.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file = models.CharField(max_length=300, blank=True)
+    exported_instances = models.PositiveIntegerField(default=0)
+    quarantined = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({len(self.study_uids)} studies)"

@@ -1,0 +1,7 @@
+"""`/api/v1/medical/…`"""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("dicomweb/", include("apps.medical.dicomweb.urls")),
+]
