@@ -1,10 +1,11 @@
 """The retail training-data loader: an organization's events → the aggregated interaction table.
 
-Registered for every retail kind (`ml.kinds.training_data_register`). The database does the
-aggregation: one grouped query sums each (customer, item) pair's confidence with the
-organization's event weights (a rating counts its value times the rating weight) and takes the
-pair's first event time as whole epoch seconds, so Python only ever sees one row of plain numbers
-per pair, read with a raw cursor in chunks into numpy arrays, never one object per event.
+Registered for every retail kind (`ml.kinds.training_data_register`). Each (customer, item)
+pair's confidence is the sum of its events' weights (a rating counts its value times the rating
+weight) and its first event time is kept as whole epoch seconds. On PostgreSQL the database
+weighs each event and streams the rows as one binary COPY straight into numpy, which sums the
+pairs; elsewhere one grouped query does the sums and a raw cursor reads them in chunks. Either
+way Python never holds one object per event.
 """
 
 from __future__ import annotations
@@ -95,7 +96,74 @@ class EpochSeconds(Func):
         return super().as_sql(compiler, connection, template=template, **extra_context)
 
 
+_ROW_COLUMNS = (("customer_id", ">i8"), ("item_id", ">i8"), ("weight", ">f8"), ("first_seen", ">i8"))
 _ROW = np.dtype([("customer", np.int64), ("item", np.int64), ("weight", np.float64), ("first_seen", np.int64)])
+
+
+# PostgreSQL's binary COPY of four non-null 8-byte columns: per row a field count (int16), then a
+# length (int32, always 8) before each value, all big-endian
+_COPY_ROW = np.dtype(
+    [("fields", ">i2")]
+    + [column for name, kind in _ROW_COLUMNS for column in ((f"{name}_length", ">i4"), (name, kind))]
+)
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # signature, flags, no header extension
+
+
+def _rows_postgres(queryset: QuerySet[Any, Any]) -> np.ndarray:
+    """`_rows` on PostgreSQL: the result as one binary COPY read straight into numpy.
+
+    The rows are fixed-width numbers, so numpy reads the COPY stream as it comes: no per-row
+    Python object at all (for 100,000 rows a server-side cursor and `fromiter` cost 0.1 s).
+    """
+    connection = connections[queryset.db]
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    columns = ", ".join(f"{name}::{'float8' if name == 'weight' else 'int8'}" for name, _ in _ROW_COLUMNS)
+    connection.ensure_connection()
+    buffer = bytearray()
+    with connection.connection.cursor() as cursor:
+        # COPY takes no bound parameters: psycopg merges `params` client-side, quoted
+        statement = f"COPY (SELECT {columns} FROM ({sql}) AS pairs) TO STDOUT (FORMAT BINARY)"  # noqa: S608
+        with cursor.copy(statement, params) as copy:
+            for block in copy:
+                buffer += block
+    if not buffer.startswith(_COPY_HEADER) or buffer[-2:] != b"\xff\xff":
+        raise ValueError("Unexpected COPY output from PostgreSQL")
+    copied = np.frombuffer(
+        bytes(buffer),
+        dtype=_COPY_ROW,
+        count=(len(buffer) - len(_COPY_HEADER) - 2) // _COPY_ROW.itemsize,
+        offset=len(_COPY_HEADER),
+    )
+    if len(copied) and (
+        np.any(copied["fields"] != len(_ROW_COLUMNS))
+        or any(np.any(copied[f"{name}_length"] != 8) for name, _ in _ROW_COLUMNS)
+    ):
+        raise ValueError("Unexpected COPY row layout (a NULL?)")
+    out = np.empty(len(copied), dtype=_ROW)
+    for name, (column, _) in zip(("customer", "item", "weight", "first_seen"), _ROW_COLUMNS, strict=True):
+        out[name] = copied[column]
+    return out
+
+
+def _pairs_summed(events: np.ndarray) -> np.ndarray:
+    """Per-event rows → one row per (customer, item): the weights summed, the earliest first_seen, weight > 0.
+
+    The grouping of the SQL path, in numpy: on PostgreSQL, hashing 100,000 pairs cost more than
+    sending every event (0.2 s vs 0.05 s for MovieLens). The minimum of the truncated seconds is
+    the truncated minimum (truncation never reorders).
+    """
+    if len(events) == 0:
+        return np.empty(0, dtype=_ROW)
+    events = events[np.lexsort((events["item"], events["customer"]))]
+    starts = np.flatnonzero(
+        np.concatenate(([True], (np.diff(events["customer"]) != 0) | (np.diff(events["item"]) != 0)))
+    )
+    pairs = np.empty(len(starts), dtype=_ROW)
+    pairs["customer"] = events["customer"][starts]
+    pairs["item"] = events["item"][starts]
+    pairs["weight"] = np.add.reduceat(events["weight"], starts)
+    pairs["first_seen"] = np.minimum.reduceat(events["first_seen"], starts)
+    return pairs[pairs["weight"] > 0]
 
 
 def _rows(queryset: QuerySet[Any, Any]) -> np.ndarray:
@@ -131,7 +199,15 @@ def interactions_load(*, org: Organization, since: datetime | None = None) -> In
         .filter(weight__gt=0)
         .values_list("customer_id", "item_id", "weight", "first_seen")
     )
-    rows = _rows(pairs)
+    if connections[pairs.db].vendor == "postgresql":
+        per_event = (
+            events.order_by()
+            .annotate(weight=weight_expression(weights), first_seen=EpochSeconds(F("timestamp")))
+            .values_list("customer_id", "item_id", "weight", "first_seen")
+        )
+        rows = _pairs_summed(_rows_postgres(per_event))
+    else:
+        rows = _rows(pairs)
     customer_keys, customer_rows = np.unique(rows["customer"], return_inverse=True)
     item_keys, item_rows = np.unique(rows["item"], return_inverse=True)
     customer_names = dict(Customer.objects.filter(organization=org).values_list("pk", "external_id"))
