@@ -14,7 +14,7 @@ from pathlib import Path
 
 from apps.medical.dicom_files import PROCESSING_FAILURE, InstanceRefused
 from apps.medical.selectors import archive_settings_get
-from apps.medical.services import StoreOutcome, instance_store
+from apps.medical.services import StoreCache, StoreOutcome, instance_store
 from core.tenancy.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def instances_receive(
     """Store each file (or record why not); an unexpected error on one file refuses that file only."""
     report = ReceiveReport()
     policy = archive_settings_get(org=actor.organization)
+    cache = StoreCache()  # the parents of a body's instances are looked up once
     for received in files:
         try:
             report.stored.append(
@@ -61,6 +62,7 @@ def instances_receive(
                     received_via=received_via,
                     expected_study_uid=expected_study_uid,
                     archive_settings=policy,
+                    cache=cache,
                 )
             )
         except InstanceRefused as refusal:

@@ -8,15 +8,18 @@ again, so a refused or failed instance leaves no row, no file and no audit event
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from apps.medical.choices import DOMAIN, AccessKind, DuplicatePolicy
 from apps.medical.dicom_files import (
@@ -28,11 +31,20 @@ from apps.medical.dicom_files import (
     instance_inspect,
 )
 from apps.medical.dicom_json import dataset_attributes, index_attributes
-from apps.medical.models import ArchiveSettings, Instance, Patient, PhiAccess, PhiAccessStudy, Series, Study
+from apps.medical.models import (
+    ArchiveSettings,
+    DicomNode,
+    Instance,
+    Patient,
+    PhiAccess,
+    PhiAccessStudy,
+    Series,
+    Study,
+)
 from apps.medical.selectors import archive_settings_get
 from core.audit.context import client_ip_var, request_id_var
 from core.audit.services import audit_record
-from core.errors import ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from core.storage import storage_delete, stored_files
 from core.tenancy.actors import Actor
 from core.tenancy.models import Organization
@@ -67,6 +79,24 @@ def instance_file_name(*, org_id: int, sha256: str) -> str:
     return f"medical/org-{org_id}/instances/{sha256[:2]}/{sha256[2:4]}/{sha256}.dcm"
 
 
+@dataclass
+class StoreCache:
+    """The Patient, Study and Series rows one receiving request has already found or made.
+
+    A STOW-RS body or an association is mostly one series: without this, every instance would
+    look its three parents up again. Cleared when a store fails (a cached row may be stale).
+    """
+
+    patients: dict[tuple[str, str], Patient] = field(default_factory=dict)
+    studies: dict[str, Study] = field(default_factory=dict)
+    series: dict[str, Series] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        self.patients.clear()
+        self.studies.clear()
+        self.series.clear()
+
+
 def instance_store(
     *,
     actor: Actor,
@@ -76,6 +106,7 @@ def instance_store(
     received_via: str,
     expected_study_uid: str = "",
     archive_settings: ArchiveSettings | None = None,
+    cache: StoreCache | None = None,
 ) -> StoreOutcome:
     """Validate the file at `path` and store it in `actor`'s archive, by the duplicates policy.
 
@@ -85,12 +116,14 @@ def instance_store(
         received_via: a `ReceivedVia` value.
         expected_study_uid: STOW-RS `POST /studies/{study}`: instances of any other study are refused.
         archive_settings: the organization's policy, when the caller stores many instances.
+        cache: parent rows already looked up by the same request (see StoreCache).
 
     Raises:
         InstanceRefused: with the PS3.18 failure reason; nothing of the instance is kept.
     """
     org = actor.organization
     policy = archive_settings or archive_settings_get(org=org)
+    cache = cache if cache is not None else StoreCache()
     inspected = instance_inspect(path)
     if expected_study_uid and inspected.study_instance_uid != expected_study_uid:
         raise InstanceRefused(
@@ -99,33 +132,103 @@ def instance_store(
             sop_class_uid=inspected.sop_class_uid,
             sop_instance_uid=inspected.sop_instance_uid,
         )
-    existing = Instance.objects.filter(organization=org, sop_instance_uid=inspected.sop_instance_uid).first()
-    if existing is not None:
-        if existing.sha256 == sha256:
-            return StoreOutcome(StoreStatus.UNCHANGED, existing)
-        if policy.duplicate_policy == DuplicatePolicy.KEEP:
-            return StoreOutcome(StoreStatus.KEPT, existing, WARNING_ELEMENTS_DISCARDED)
-        if policy.duplicate_policy == DuplicatePolicy.REJECT:
-            raise InstanceRefused(
-                DUPLICATE_SOP_INSTANCE,
-                "An instance with this SOP Instance UID is already stored (duplicates policy: reject).",
-                sop_class_uid=inspected.sop_class_uid,
-                sop_instance_uid=inspected.sop_instance_uid,
-            )
     for attempt in range(3):
+        # the common case (a new instance) costs one index lookup; the full row only for a duplicate
+        stored = (
+            Instance.objects.filter(organization=org, sop_instance_uid=inspected.sop_instance_uid)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        existing = (
+            None
+            if stored is None
+            else Instance.objects.select_related("series__study")
+            .defer("attributes", "series__attributes", "series__study__attributes")
+            .get(pk=stored)
+        )
+        if existing is not None:
+            if existing.sha256 == sha256:
+                return StoreOutcome(StoreStatus.UNCHANGED, existing)
+            if policy.duplicate_policy == DuplicatePolicy.KEEP:
+                return StoreOutcome(StoreStatus.KEPT, existing, WARNING_ELEMENTS_DISCARDED)
+            if policy.duplicate_policy == DuplicatePolicy.REJECT:
+                raise InstanceRefused(
+                    DUPLICATE_SOP_INSTANCE,
+                    "An instance with this SOP Instance UID is already stored (duplicates policy: reject).",
+                    sop_class_uid=inspected.sop_class_uid,
+                    sop_instance_uid=inspected.sop_instance_uid,
+                )
         try:
             return _store(
-                actor=actor, inspected=inspected, path=path, sha256=sha256, size=size, received_via=received_via
+                actor=actor,
+                inspected=inspected,
+                path=path,
+                sha256=sha256,
+                size=size,
+                received_via=received_via,
+                overwrite=existing is not None,
+                cache=cache,
             )
         except IntegrityError:
-            # a concurrent store created the same patient, study, series or instance first
+            # a concurrent store created the same patient, study, series or instance first: look again
+            cache.clear()
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
+def _parents(
+    *, org: Organization, inspected: InspectedInstance, index: Any, attributes: dict[str, Any], cache: StoreCache
+) -> tuple[Study, Series, bool]:
+    """The instance's study and series rows (made on first sight); True if the series is new."""
+    patient_key = (index.patient["patient_id"], index.patient["issuer_of_patient_id"])
+    patient = cache.patients.get(patient_key)
+    if patient is None:
+        patient, _ = Patient.objects.get_or_create(
+            organization=org,
+            patient_id=patient_key[0],
+            issuer_of_patient_id=patient_key[1],
+            defaults=index.patient,
+        )
+        cache.patients[patient_key] = patient
+    study = cache.studies.get(inspected.study_instance_uid)
+    if study is None:
+        study, _ = Study.objects.defer("attributes").get_or_create(
+            organization=org,
+            study_instance_uid=inspected.study_instance_uid,
+            defaults={**index.study, "patient": patient, "attributes": attributes},
+        )
+        cache.studies[inspected.study_instance_uid] = study
+    series = cache.series.get(inspected.series_instance_uid)
+    series_created = False
+    if series is None:
+        series, series_created = Series.objects.defer("attributes").get_or_create(
+            organization=org,
+            series_instance_uid=inspected.series_instance_uid,
+            defaults={**index.series, "study": study, "attributes": attributes},
+        )
+        cache.series[inspected.series_instance_uid] = series
+    if series.study_id != study.pk:
+        raise InstanceRefused(
+            DATA_SET_DOES_NOT_MATCH,
+            f"Series {series.series_instance_uid} is stored in another study.",
+            sop_class_uid=inspected.sop_class_uid,
+            sop_instance_uid=inspected.sop_instance_uid,
+        )
+    series.study = study
+    return study, series, series_created
+
+
 def _store(
-    *, actor: Actor, inspected: InspectedInstance, path: Path, sha256: str, size: int, received_via: str
+    *,
+    actor: Actor,
+    inspected: InspectedInstance,
+    path: Path,
+    sha256: str,
+    size: int,
+    received_via: str,
+    overwrite: bool,
+    cache: StoreCache,
 ) -> StoreOutcome:
     org = actor.organization
     name = instance_file_name(org_id=org.pk, sha256=sha256)
@@ -138,29 +241,9 @@ def _store(
             with path.open("rb") as handle:
                 stored_name = files.save(name, _LocalFile(handle, path))
         with transaction.atomic():
-            patient, _ = Patient.objects.get_or_create(
-                organization=org,
-                patient_id=index.patient["patient_id"],
-                issuer_of_patient_id=index.patient["issuer_of_patient_id"],
-                defaults=index.patient,
+            study, series, series_created = _parents(
+                org=org, inspected=inspected, index=index, attributes=attributes, cache=cache
             )
-            study, _ = Study.objects.select_for_update().get_or_create(
-                organization=org,
-                study_instance_uid=inspected.study_instance_uid,
-                defaults={**index.study, "patient": patient, "attributes": attributes},
-            )
-            series, _ = Series.objects.get_or_create(
-                organization=org,
-                series_instance_uid=inspected.series_instance_uid,
-                defaults={**index.series, "study": study, "attributes": attributes},
-            )
-            if series.study_id != study.pk:
-                raise InstanceRefused(
-                    DATA_SET_DOES_NOT_MATCH,
-                    f"Series {series.series_instance_uid} is stored in another study.",
-                    sop_class_uid=inspected.sop_class_uid,
-                    sop_instance_uid=inspected.sop_instance_uid,
-                )
             instance_fields: dict[str, Any] = {
                 **index.instance,
                 "series": series,
@@ -172,17 +255,16 @@ def _store(
                 "received_via": received_via,
                 "attributes": attributes,
             }
-            previous = (
-                Instance.objects.select_for_update()
-                .filter(organization=org, sop_instance_uid=inspected.sop_instance_uid)
-                .first()
-            )
-            if previous is None:
+            if not overwrite:
                 instance = Instance.objects.create(
                     organization=org, sop_instance_uid=inspected.sop_instance_uid, **instance_fields
                 )
                 status = StoreStatus.STORED
+                _count_new(study=study, series=series, series_created=series_created)
             else:
+                previous = Instance.objects.select_for_update().get(
+                    organization=org, sop_instance_uid=inspected.sop_instance_uid
+                )
                 old_file, old_series_id = previous.file, previous.series_id
                 for name_, value in instance_fields.items():
                     setattr(previous, name_, value)
@@ -191,9 +273,9 @@ def _store(
                 status = StoreStatus.OVERWRITTEN
                 if old_file != stored_name:
                     transaction.on_commit(lambda: _delete_unreferenced(org, [old_file]))
-                if old_series_id != series.pk:
-                    _recount_series(old_series_id)
-            _count(study=study, series=series)
+                for series_id in {old_series_id, series.pk}:
+                    _recount_series(series_id)
+                _recount_study(study.pk)
             audit_record(
                 actor=actor,
                 action="medical.instance.store" if status == StoreStatus.STORED else "medical.instance.overwrite",
@@ -219,24 +301,31 @@ class _LocalFile(File):
         return str(self._path)
 
 
-def _count(*, study: Study, series: Series) -> None:
-    """Keep the study and series counts and ModalitiesInStudy true after one store.
-
-    Recounted rather than incremented, so an overwrite, a retried store or a concurrent store
-    of the same instance can never make them drift (both are index-only counts).
-    """
-    _recount_series(series.pk)
-    study_series = Series.objects.filter(study_id=study.pk)
-    modalities = sorted({modality for modality in study_series.values_list("modality", flat=True) if modality})
-    Study.objects.filter(pk=study.pk).update(
-        number_of_series=study_series.count(),
-        number_of_instances=Instance.objects.filter(series__study_id=study.pk).count(),
-        modalities_in_study="\\".join(modalities),
-    )
+def _count_new(*, study: Study, series: Series, series_created: bool) -> None:
+    """One more instance (and perhaps one more series): atomic increments, so concurrent stores add up."""
+    Series.objects.filter(pk=series.pk).update(number_of_instances=F("number_of_instances") + 1)
+    study_update: dict[str, Any] = {"number_of_instances": F("number_of_instances") + 1}
+    if series_created:
+        study_update["number_of_series"] = F("number_of_series") + 1
+        modalities = set(filter(None, study.modalities_in_study.split("\\"))) | {series.modality} - {""}
+        study_update["modalities_in_study"] = "\\".join(sorted(modalities))
+        study.modalities_in_study = study_update["modalities_in_study"]
+    Study.objects.filter(pk=study.pk).update(**study_update)
 
 
 def _recount_series(series_id: int) -> None:
     Series.objects.filter(pk=series_id).update(number_of_instances=Instance.objects.filter(series_id=series_id).count())
+
+
+def _recount_study(study_id: int) -> None:
+    """Recount a study's series, instances and modalities (after an overwrite or a deletion)."""
+    remaining = Series.objects.filter(study_id=study_id)
+    modalities = sorted({modality for modality in remaining.values_list("modality", flat=True) if modality})
+    Study.objects.filter(pk=study_id).update(
+        number_of_series=remaining.count(),
+        number_of_instances=Instance.objects.filter(series__study_id=study_id).count(),
+        modalities_in_study="\\".join(modalities),
+    )
 
 
 def _delete_unreferenced(org: Organization, names: Iterable[str]) -> None:
@@ -290,13 +379,7 @@ def series_delete(*, actor: Actor, series: Series, reason: str) -> None:
             },
         )
         series.delete()
-        remaining = Series.objects.filter(study_id=study.pk)
-        modalities = sorted({modality for modality in remaining.values_list("modality", flat=True) if modality})
-        Study.objects.filter(pk=study.pk).update(
-            number_of_series=remaining.count(),
-            number_of_instances=Instance.objects.filter(series__study_id=study.pk).count(),
-            modalities_in_study="\\".join(modalities),
-        )
+        _recount_study(study.pk)
         transaction.on_commit(lambda: _delete_unreferenced(actor.organization, files))
 
 
@@ -383,3 +466,142 @@ __all__ = [
     "series_delete",
     "study_delete",
 ]
+
+
+# --- DICOM nodes (the listener's calling AE titles) ------------------------------------------------
+
+AE_TITLE_MAX_LENGTH = 16  # PS3.5 Table 6.2-1, VR AE
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+DICOM_NODE_FIELDS = ("ae_title", "description", "host", "active")
+AE_TITLE_TAKEN = "This AE title is already in use by a DICOM node."
+
+
+def ae_title_clean(value: str) -> str:
+    """A calling AE title as stored: PS3.5's AE value with its non-significant spaces removed.
+
+    PS3.5 Table 6.2-1: at most 16 characters of the default character repertoire (printable
+    ASCII here) without backslash or control characters; leading and trailing spaces are not
+    significant and a value of spaces only is not allowed. AE titles are case-sensitive, so the
+    case is kept as given ("ct_scanner" and "CT_SCANNER" are two titles).
+
+    Raises:
+        ValidationFailed: with the problem on the `ae_title` field.
+    """
+    title = value.strip(" ")
+    problem = ""
+    if not title:
+        problem = "An AE title needs at least one character other than a space."
+    elif len(title) > AE_TITLE_MAX_LENGTH:
+        problem = f"An AE title has at most {AE_TITLE_MAX_LENGTH} characters."
+    elif "\\" in title:
+        problem = "An AE title may not contain a backslash."
+    elif not all(" " <= char <= "~" for char in title):
+        problem = "An AE title holds printable ASCII characters only (no control characters)."
+    if problem:
+        raise ValidationFailed(problem, fields={"ae_title": [problem]})
+    return title
+
+
+def host_clean(value: str) -> str:
+    """A node's expected peer: empty (any peer), an IPv4/IPv6 address, or a host name."""
+    host = value.strip()
+    if not host:
+        return ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not _HOST_NAME.match(host) or host.replace(".", "").isdigit():
+        problem = "An IP address or a host name."
+        raise ValidationFailed(f"Invalid host: {problem}", fields={"host": [problem]})
+    return host.lower()
+
+
+def _ae_title_taken(ae_title: str, *, exclude_pk: int | None = None) -> Conflict | None:
+    # Unique across organizations (the title names the organization), so the message never says whose.
+    taken = DicomNode.objects.filter(ae_title=ae_title).exclude(pk=exclude_pk).exists()
+    return Conflict(AE_TITLE_TAKEN, fields={"ae_title": [AE_TITLE_TAKEN]}) if taken else None
+
+
+def _node_save(node: DicomNode, **kwargs: Any) -> None:
+    """Save, turning the unique constraint's race (two creates of one title) into the 409."""
+    try:
+        with transaction.atomic():
+            node.save(**kwargs)
+    except IntegrityError:
+        raise Conflict(AE_TITLE_TAKEN, fields={"ae_title": [AE_TITLE_TAKEN]}) from None
+
+
+@transaction.atomic
+def dicom_node_create(
+    *, actor: Actor, ae_title: str, description: str = "", host: str = "", active: bool = True
+) -> DicomNode:
+    """Allow a modality or PACS to send to the listener under `ae_title` (org admins; audited).
+
+    Raises:
+        ValidationFailed: an invalid AE title or host.
+        Conflict: the AE title is already used, by this or any other organization.
+    """
+    actor.require_org_admin("manage DICOM nodes", key_scope=DOMAIN)
+    ae_title, host = ae_title_clean(ae_title), host_clean(host)
+    taken = _ae_title_taken(ae_title)
+    if taken is not None:
+        raise taken
+    node = DicomNode(
+        organization=actor.organization, ae_title=ae_title, description=description, host=host, active=active
+    )
+    _node_save(node)
+    audit_record(
+        actor=actor,
+        action="medical.dicom_node.create",
+        obj=node,
+        details={"ae_title": ae_title, "host": host, "active": active},
+    )
+    return node
+
+
+@transaction.atomic
+def dicom_node_update(*, actor: Actor, node: DicomNode, data: dict[str, Any]) -> DicomNode:
+    """Change a node's fields (any of `DICOM_NODE_FIELDS` present in `data`; org admins; audited)."""
+    actor.require_org_admin("manage DICOM nodes", key_scope=DOMAIN)
+    node = DicomNode.objects.select_for_update().get(pk=node.pk, organization=actor.organization)
+    cleaned = dict(data)
+    if "ae_title" in cleaned:
+        cleaned["ae_title"] = ae_title_clean(cleaned["ae_title"])
+    if "host" in cleaned:
+        cleaned["host"] = host_clean(cleaned["host"])
+    changed = [key for key in DICOM_NODE_FIELDS if key in cleaned and getattr(node, key) != cleaned[key]]
+    if "ae_title" in changed:
+        taken = _ae_title_taken(cleaned["ae_title"], exclude_pk=node.pk)
+        if taken is not None:
+            raise taken
+    before = {key: getattr(node, key) for key in changed}
+    for key in changed:
+        setattr(node, key, cleaned[key])
+    if changed:
+        _node_save(node, update_fields=[*changed, "updated_at"])
+    audit_record(
+        actor=actor,
+        action="medical.dicom_node.update",
+        obj=node,
+        details={"changed": changed, "before": before, "ae_title": node.ae_title},
+    )
+    return node
+
+
+@transaction.atomic
+def dicom_node_delete(*, actor: Actor, node: DicomNode) -> None:
+    """Remove a node: its AE title is refused at association from now on (org admins; audited)."""
+    actor.require_org_admin("manage DICOM nodes", key_scope=DOMAIN)
+    audit_record(
+        actor=actor,
+        action="medical.dicom_node.delete",
+        obj=node,
+        details={"ae_title": node.ae_title, "host": node.host},
+    )
+    node.delete()
+
+
+__all__ += ["dicom_node_create", "dicom_node_delete", "dicom_node_update"]
