@@ -1,32 +1,23 @@
 """Receiving many instances at once (a STOW-RS body, a portal upload): each file is stored or
 refused on its own, and the report says which, with the PS3.18 reasons.
 
-Every file goes through `services.instance_store`, so STOW-RS, the portal upload and the DICOM
-listener apply the same validation, duplicates policy and audit.
+Every file goes through `services.instances_store_batch` (and `instance_store`), so STOW-RS,
+the portal upload and the DICOM listener apply the same validation, duplicates policy and audit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from apps.medical.dicom_files import PROCESSING_FAILURE, InstanceRefused
+from apps.medical.models import ArchiveSettings
 from apps.medical.selectors import archive_settings_get
-from apps.medical.services import StoreCache, StoreOutcome, instance_store
+from apps.medical.services import ReceivedFile, StoreCache, StoreOutcome, instance_store, instances_store_batch
 from core.tenancy.actors import Actor
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ReceivedFile:
-    """A file received from a client, already on local disk, with its sha256 and size."""
-
-    path: Path
-    sha256: str
-    size: int
 
 
 @dataclass
@@ -44,30 +35,71 @@ class ReceiveReport:
         self.refused.append(refusal)
 
 
+BATCH_FILES = 50
+BATCH_BYTES = 64 * 1024 * 1024  # the parsed datasets of one batch are held in memory together
+
+
 def instances_receive(
     *, actor: Actor, files: Iterable[ReceivedFile], received_via: str, expected_study_uid: str = ""
 ) -> ReceiveReport:
-    """Store each file (or record why not); an unexpected error on one file refuses that file only."""
+    """Store each file (or record why not), in batches (`services.instances_store_batch`).
+
+    An unexpected error on a batch is retried one file at a time, so it refuses only the file
+    that causes it (FailureReason 0x0110), never the others' answers.
+    """
     report = ReceiveReport()
     policy = archive_settings_get(org=actor.organization)
     cache = StoreCache()  # the parents of a body's instances are looked up once
-    for received in files:
+    for batch in _batches(files):
         try:
-            report.stored.append(
-                instance_store(
-                    actor=actor,
-                    path=received.path,
-                    sha256=received.sha256,
-                    size=received.size,
-                    received_via=received_via,
-                    expected_study_uid=expected_study_uid,
-                    archive_settings=policy,
-                    cache=cache,
-                )
+            results = instances_store_batch(
+                actor=actor,
+                files=batch,
+                received_via=received_via,
+                expected_study_uid=expected_study_uid,
+                archive_settings=policy,
+                cache=cache,
             )
-        except InstanceRefused as refusal:
-            report.refuse(refusal)
-        except Exception as exc:  # a failure of ours on one file must not lose the others' answers
-            logger.exception("Storing %s failed", received.path.name)
-            report.refuse(InstanceRefused(PROCESSING_FAILURE, f"The archive could not store the instance: {exc}"))
+        except Exception:
+            logger.exception("Storing a batch of %d files failed; storing them one by one", len(batch))
+            cache.clear()
+            results = [_store_one(actor, received, received_via, expected_study_uid, policy) for received in batch]
+        for result in results:
+            if isinstance(result, InstanceRefused):
+                report.refuse(result)
+            else:
+                report.stored.append(result)
     return report
+
+
+def _batches(files: Iterable[ReceivedFile]) -> Iterator[list[ReceivedFile]]:
+    batch: list[ReceivedFile] = []
+    size = 0
+    for received in files:
+        batch.append(received)
+        size += received.size
+        if len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _store_one(
+    actor: Actor, received: ReceivedFile, received_via: str, expected_study_uid: str, policy: ArchiveSettings
+) -> StoreOutcome | InstanceRefused:
+    try:
+        return instance_store(
+            actor=actor,
+            path=received.path,
+            sha256=received.sha256,
+            size=received.size,
+            received_via=received_via,
+            expected_study_uid=expected_study_uid,
+            archive_settings=policy,
+        )
+    except InstanceRefused as refusal:
+        return refusal
+    except Exception as exc:  # a failure of ours on one file must not lose the others' answers
+        logger.exception("Storing %s failed", received.path.name)
+        return InstanceRefused(PROCESSING_FAILURE, f"The archive could not store the instance: {exc}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from apps.medical.models import (
 )
 from apps.medical.selectors import archive_settings_get
 from core.audit.context import client_ip_var, request_id_var
-from core.audit.services import audit_record
+from core.audit.services import audit_record, audit_records
 from core.errors import Conflict, ValidationFailed
 from core.storage import storage_delete, stored_files
 from core.tenancy.actors import Actor
@@ -288,6 +289,183 @@ def _store(
                 },
             )
     return StoreOutcome(status, instance)
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    """A received file on local disk, with the sha256 and size computed while it arrived."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+class _BatchFallback(Exception):
+    pass
+
+
+def instances_store_batch(
+    *,
+    actor: Actor,
+    files: Sequence[ReceivedFile],
+    received_via: str,
+    expected_study_uid: str = "",
+    archive_settings: ArchiveSettings | None = None,
+    cache: StoreCache | None = None,
+) -> list[StoreOutcome | InstanceRefused]:
+    """Store many received files with the same rules as `instance_store`, in one transaction.
+
+    New instances (the common case: a STOW-RS body, an association) are written together: their
+    files, then one transaction with every row, count and audit event, so a body of 300 slices
+    costs a handful of statements instead of 300 transactions. Duplicates, overwrites and any
+    conflict with a concurrent writer fall back to `instance_store`, one file at a time.
+
+    Returns, per file in order, its outcome or its refusal.
+    """
+    org = actor.organization
+    policy = archive_settings or archive_settings_get(org=org)
+    cache = cache if cache is not None else StoreCache()
+    results: list[StoreOutcome | InstanceRefused | None] = [None] * len(files)
+    inspected: dict[int, InspectedInstance] = {}
+    for position, received in enumerate(files):
+        try:
+            candidate = instance_inspect(received.path)
+        except InstanceRefused as refusal:
+            results[position] = refusal
+            continue
+        if expected_study_uid and candidate.study_instance_uid != expected_study_uid:
+            results[position] = InstanceRefused(
+                DATA_SET_DOES_NOT_MATCH,
+                f"The instance belongs to study {candidate.study_instance_uid}, not to {expected_study_uid}.",
+                sop_class_uid=candidate.sop_class_uid,
+                sop_instance_uid=candidate.sop_instance_uid,
+            )
+            continue
+        inspected[position] = candidate
+    stored_uids = set(
+        Instance.objects.filter(
+            organization=org, sop_instance_uid__in=[item.sop_instance_uid for item in inspected.values()]
+        ).values_list("sop_instance_uid", flat=True)
+    )
+    fresh: list[int] = []
+    one_by_one: list[int] = []
+    for position, candidate in inspected.items():
+        if candidate.sop_instance_uid in stored_uids:
+            one_by_one.append(position)
+        else:
+            stored_uids.add(candidate.sop_instance_uid)  # a second copy in the same body is a duplicate
+            fresh.append(position)
+    if fresh:
+        try:
+            stored = _store_new(
+                actor=actor,
+                items=[(inspected[position], files[position]) for position in fresh],
+                received_via=received_via,
+                cache=cache,
+            )
+            for position, outcome in zip(fresh, stored, strict=True):
+                results[position] = outcome
+        except (IntegrityError, _BatchFallback):
+            cache.clear()
+            one_by_one.extend(fresh)
+    for position in sorted(one_by_one):
+        received = files[position]
+        try:
+            results[position] = instance_store(
+                actor=actor,
+                path=received.path,
+                sha256=received.sha256,
+                size=received.size,
+                received_via=received_via,
+                expected_study_uid=expected_study_uid,
+                archive_settings=policy,
+                cache=cache,
+            )
+        except InstanceRefused as refusal:
+            results[position] = refusal
+    return [result for result in results if result is not None]
+
+
+def _store_new(
+    *, actor: Actor, items: list[tuple[InspectedInstance, ReceivedFile]], received_via: str, cache: StoreCache
+) -> list[StoreOutcome]:
+    """New instances (no stored copy of their SOP Instance UIDs): files, then one transaction."""
+    org = actor.organization
+    prepared = []
+    with stored_files() as files:
+        for inspected, received in items:
+            name = instance_file_name(org_id=org.pk, sha256=received.sha256)
+            if default_storage.exists(name):
+                stored_name = name
+            else:
+                with received.path.open("rb") as handle:
+                    stored_name = files.save(name, _LocalFile(handle, received.path))
+            prepared.append((inspected, received, stored_name, index_attributes(inspected.dataset)))
+        with transaction.atomic():
+            rows: list[Instance] = []
+            new_series: set[int] = set()
+            for inspected, received, stored_name, index in prepared:
+                attributes = dataset_attributes(inspected.dataset)
+                try:
+                    _, series, series_created = _parents(
+                        org=org, inspected=inspected, index=index, attributes=attributes, cache=cache
+                    )
+                except InstanceRefused:
+                    raise _BatchFallback from None  # this instance is refused one by one, the others stored
+                if series_created:
+                    new_series.add(series.pk)
+                rows.append(
+                    Instance(
+                        organization=org,
+                        sop_instance_uid=inspected.sop_instance_uid,
+                        series=series,
+                        sop_class_uid=inspected.sop_class_uid,
+                        transfer_syntax_uid=inspected.transfer_syntax_uid,
+                        file=stored_name,
+                        sha256=received.sha256,
+                        size_bytes=received.size,
+                        received_via=received_via,
+                        attributes=attributes,
+                        **index.instance,
+                    )
+                )
+            Instance.objects.bulk_create(rows)
+            _count_many(rows, new_series)
+            audit_records(
+                actor=actor,
+                action="medical.instance.store",
+                entries=[
+                    (
+                        row,
+                        {
+                            "study": row.series.study.study_instance_uid,
+                            "series": row.series.series_instance_uid,
+                            "received_via": received_via,
+                            "sha256": row.sha256,
+                        },
+                    )
+                    for row in rows
+                ],
+            )
+    return [StoreOutcome(StoreStatus.STORED, row) for row in rows]
+
+
+def _count_many(rows: list[Instance], new_series: set[int]) -> None:
+    """The counts after a batch of new instances: one increment per series and per study."""
+    per_series = Counter(row.series_id for row in rows)
+    for series_id, added in per_series.items():
+        Series.objects.filter(pk=series_id).update(number_of_instances=F("number_of_instances") + added)
+    studies = {row.series.study_id: row.series.study for row in rows}
+    for study_id, study in studies.items():
+        added_instances = sum(1 for row in rows if row.series.study_id == study_id)
+        study_series = {row.series for row in rows if row.series.study_id == study_id and row.series_id in new_series}
+        update: dict[str, Any] = {"number_of_instances": F("number_of_instances") + added_instances}
+        if study_series:
+            update["number_of_series"] = F("number_of_series") + len(study_series)
+            modalities = set(filter(None, study.modalities_in_study.split("\\")))
+            modalities |= {series.modality for series in study_series if series.modality}
+            update["modalities_in_study"] = study.modalities_in_study = "\\".join(sorted(modalities))
+        Study.objects.filter(pk=study_id).update(**update)
 
 
 class _LocalFile(File):

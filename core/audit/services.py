@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import models
@@ -33,7 +34,17 @@ def audit_record(
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
-    return AuditEvent.objects.create(
+    event = _event(
+        actor=actor, action=action, object_type=object_type, object_id=object_id, outcome=outcome, details=details
+    )
+    event.save()
+    return event
+
+
+def _event(
+    *, actor: Actor, action: str, object_type: str, object_id: str | int, outcome: str, details: dict[str, Any] | None
+) -> AuditEvent:
+    return AuditEvent(
         organization=actor.organization,
         actor_user=actor.user,
         actor_api_key=actor.api_key,
@@ -46,3 +57,25 @@ def audit_record(
         ip_address=client_ip_var.get(),
         details=details or {},
     )
+
+
+def audit_records(
+    *, actor: Actor, action: str, entries: Iterable[tuple[models.Model, dict[str, Any]]]
+) -> list[AuditEvent]:
+    """Append one audit event per (object, details) for `actor`, written with one INSERT.
+
+    For a service that changes many objects in one transaction (a STOW-RS body of 300 instances):
+    the same rows `audit_record` would write one by one.
+    """
+    rows = [
+        _event(
+            actor=actor,
+            action=action,
+            object_type=obj._meta.label_lower,
+            object_id=str(obj.pk),
+            outcome=AuditOutcome.SUCCESS,
+            details=details,
+        )
+        for obj, details in entries
+    ]
+    return AuditEvent.objects.bulk_create(rows)

@@ -77,25 +77,26 @@ class StowApi(DicomWebView):
             )
         stream = request_body_stream(request._request)
         with scratch_directory(prefix="stow-") as folder:
-            refused_parts: list[InstanceRefused] = []
-
-            def files() -> Iterator[ReceivedFile]:
-                for part in multipart_parts(stream, boundary, folder):
-                    if part.content_type.value not in {DICOM, ""}:
-                        refused_parts.append(_wrong_part_type(part))
-                        continue
-                    yield ReceivedFile(path=part.path, sha256=part.sha256, size=part.size)
-                    part.path.unlink(missing_ok=True)  # stored (moved or copied) or refused: done with it
-
+            # The whole body is read (to scratch files, one per part) before anything is stored:
+            # a body that turns out malformed (a client that died mid-body, no closing boundary)
+            # is a 400 that stored nothing, not a 400 that kept the instances before the break.
             try:
-                report = instances_receive(
-                    actor=self.actor, files=files(), received_via=ReceivedVia.STOW, expected_study_uid=study_uid
-                )
+                parts = list(multipart_parts(stream, boundary, folder))
             except MultipartError as exc:
                 raise ValidationFailed(f"Malformed multipart body: {exc}", code="bad_multipart") from None
+            if not parts:
+                raise ValidationFailed("The body holds no parts.", code="bad_multipart")
+            refused_parts = [_wrong_part_type(part) for part in parts if part.content_type.value not in {DICOM, ""}]
+
+            def files() -> Iterator[ReceivedFile]:
+                for part in parts:
+                    if part.content_type.value in {DICOM, ""}:
+                        yield ReceivedFile(path=part.path, sha256=part.sha256, size=part.size)
+
+            report = instances_receive(
+                actor=self.actor, files=files(), received_via=ReceivedVia.STOW, expected_study_uid=study_uid
+            )
         report.refused.extend(refused_parts)
-        if not report.stored and not report.refused:
-            raise ValidationFailed("The body holds no parts.", code="bad_multipart")
         return _stow_response(request, report, study_uid)
 
 
