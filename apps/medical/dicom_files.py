@@ -30,6 +30,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from pynetdicom import AllStoragePresentationContexts
 
 # Failure reasons (PS3.18 Table I.2-1 / PS3.4 Annex B) a STOW-RS FailedSOPSequence item carries.
@@ -45,6 +46,13 @@ WARNING_ELEMENTS_DISCARDED = 0xB006  # "keep" duplicates policy: the copy just s
 
 STORAGE_SOP_CLASSES: frozenset[str] = frozenset(
     str(context.abstract_syntax) for context in AllStoragePresentationContexts
+)
+# Storage SOP classes whose IOD requires pixel data (Image Pixel module, Type 1): every
+# "... Image Storage" class, and the image-like ones named otherwise. A file of these classes
+# without pixel data is a file cut before its pixel data, whatever else pydicom read.
+_PIXEL_CLASS_NAMES = {"Segmentation Storage", "Label Map Segmentation Storage", "Enhanced US Volume Storage"}
+IMAGE_SOP_CLASSES: frozenset[str] = frozenset(
+    uid for uid in STORAGE_SOP_CLASSES if "Image Storage" in UID(uid).name or UID(uid).name in _PIXEL_CLASS_NAMES
 )
 
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
@@ -85,6 +93,7 @@ def instance_inspect(path: Path) -> InspectedInstance:
     """Read the file at `path` strictly; raise InstanceRefused with the reason if it is not storable."""
     try:
         dataset = pydicom.dcmread(path)
+        cut_at_the_end = _ends_inside_an_element(dataset, path.stat().st_size)
     except InvalidDicomError as exc:
         raise InstanceRefused(CANNOT_UNDERSTAND, f"Not a DICOM Part 10 file: {exc}") from None
     except Exception as exc:  # noqa: BLE001  (pydicom raises many kinds on malformed input)
@@ -98,9 +107,15 @@ def instance_inspect(path: Path) -> InspectedInstance:
     transfer_syntax_uid = _text(dataset.file_meta, "TransferSyntaxUID")
     if not transfer_syntax_uid:
         raise refuse(CANNOT_UNDERSTAND, "The File Meta Information has no Transfer Syntax UID.")
+    if cut_at_the_end:
+        raise refuse(CANNOT_UNDERSTAND, "The file is truncated: it ends inside its last element.")
     short = _first_short_element(dataset)
     if short is not None:
         raise refuse(CANNOT_UNDERSTAND, f"The file is truncated: element {short} is shorter than its declared length.")
+    if is_valid_uid(sop_class_uid) and sop_class_uid not in STORAGE_SOP_CLASSES:
+        # before the UID checks: a DICOMDIR (Media Storage Directory) has no Study Instance UID,
+        # and its answer is "SOP class not supported", not "does not match"
+        raise refuse(SOP_CLASS_NOT_SUPPORTED, f"SOP class {sop_class_uid} is not a storage SOP class.")
     missing = [
         keyword
         for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
@@ -111,6 +126,8 @@ def instance_inspect(path: Path) -> InspectedInstance:
     if sop_class_uid not in STORAGE_SOP_CLASSES:
         raise refuse(SOP_CLASS_NOT_SUPPORTED, f"SOP class {sop_class_uid} is not a storage SOP class.")
     _check_pixel_data(dataset, transfer_syntax_uid, refuse)
+    if sop_class_uid in IMAGE_SOP_CLASSES and not any(tag in dataset for tag in _PIXEL_TAGS):
+        raise refuse(CANNOT_UNDERSTAND, "The image has no pixel data (the file may be truncated).")
     return InspectedInstance(
         dataset=dataset,
         sop_class_uid=sop_class_uid,
@@ -127,6 +144,25 @@ def _text(dataset: Dataset, keyword: str) -> str:
     except Exception:  # noqa: BLE001  (a malformed value raises on conversion)
         return ""
     return str(value).strip() if value is not None else ""
+
+
+def _ends_inside_an_element(dataset: Dataset, file_size: int) -> bool:
+    """Whether the file ends inside its last top-level element's header or delimiter.
+
+    pydicom stops without a word when fewer than 8 bytes of an element header are left, and
+    reads an undefined-length value whose sequence delimiter lost its 4 length bytes; both are
+    files cut a few bytes short. Called before any element is converted (they are still raw,
+    with their file positions). A last element that is a sequence is not checked here.
+    """
+    if not dataset._dict or _text(dataset.file_meta, "TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return False  # a deflated data set's positions are in the inflated stream, not the file
+    last = list(dataset._dict.values())[-1]
+    if not isinstance(last, RawDataElement) or last.value is None:
+        return False
+    # an undefined length: the value, then the (FFFE,E0DD) delimiter and its 4 length bytes
+    undefined = last.length == _UNDEFINED_LENGTH
+    end = last.value_tell + (len(last.value) + 8 if undefined else last.length)
+    return end > file_size or 0 < file_size - end < 8
 
 
 def _first_short_element(dataset: Dataset) -> str | None:
@@ -178,7 +214,9 @@ def _check_pixel_data(dataset: Dataset, transfer_syntax_uid: str, refuse: Callab
         value: Any = dataset.PixelData
         if encapsulated:
             frames = int(dataset.get("NumberOfFrames") or 1)
-            fragments = list(pydicom.encaps.generate_fragments(value))
+            # The first item is the Basic Offset Table, empty in most files (PS3.5 A.4): the
+            # frames' fragments are the items after it.
+            fragments = list(pydicom.encaps.generate_fragments(value))[1:]
             if len(fragments) < frames or not all(fragments):
                 raise refuse(CANNOT_UNDERSTAND, "The encapsulated pixel data is incomplete (truncated file?).")
         elif len(value) < expected_native_length(dataset):
