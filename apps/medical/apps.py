@@ -1,4 +1,11 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from core.apps import DomainAppConfig
+
+if TYPE_CHECKING:
+    from core.tenancy.models import Organization
 
 
 class MedicalConfig(DomainAppConfig):
@@ -8,5 +15,11 @@ class MedicalConfig(DomainAppConfig):
     verbose_name = "Medical imaging"
     domain = "medical"
     roles = ("clinician",)
-    nav_label = ""  # shown in the portal once the app has pages
+    nav_label = "Imaging"
     api_urls = "apps.medical.urls"
+    portal_urls = "apps.medical.portal_urls"
+
+    def seed_demo(self, *, org: Organization, stdout: object) -> None:
+        from apps.medical.demo import medical_demo_seed
+
+        medical_demo_seed(org=org, stdout=stdout)
