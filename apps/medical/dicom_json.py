@@ -13,6 +13,7 @@ from typing import Any
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.valuerep import PersonName
 
 BULK_DATA_THRESHOLD = 1024
 BULK_URI_PREFIX = "bulk/"
@@ -35,6 +36,8 @@ def _text(dataset: Dataset, keyword: str, max_length: int) -> str:
         return ""
     if value is None:
         return ""
+    if isinstance(value, PersonName):  # iterable (its characters), but one value: never join it
+        return str(value).strip()[:max_length]
     if isinstance(value, list | tuple) or (hasattr(value, "__iter__") and not isinstance(value, str | bytes)):
         try:
             value = "\\".join(str(part) for part in value)
