@@ -6,10 +6,10 @@ route's view is a resource class combining the two views' methods.
 
 from django.urls import path
 
-from apps.medical.dicomweb import stow, wado
+from apps.medical.dicomweb import qido, stow, wado
 
 
-class StudiesResource(stow.StowApi):
+class StudiesResource(stow.StowApi, qido.StudySearchApi):
     """/studies: store (POST); search (GET, QIDO-RS) joins here."""
 
 
@@ -52,4 +52,14 @@ urlpatterns = [
         f"{_INSTANCE}/frames/<str:frames>/thumbnail", wado.FrameThumbnailApi.as_view(), name="dicomweb-frame-thumbnail"
     ),
     path(f"{_INSTANCE}/bulk/<str:tag>", wado.BulkDataApi.as_view(), name="dicomweb-bulkdata"),
+    # QIDO-RS searches (apps.medical.dicomweb.qido)
+    path("series", qido.SeriesSearchApi.as_view(), name="dicomweb-series-search"),
+    path("instances", qido.InstanceSearchApi.as_view(), name="dicomweb-instances-search"),
+    path("studies/<str:study_uid>/series", qido.StudySeriesSearchApi.as_view(), name="dicomweb-study-series"),
+    path("studies/<str:study_uid>/instances", qido.StudyInstanceSearchApi.as_view(), name="dicomweb-study-instances"),
+    path(
+        "studies/<str:study_uid>/series/<str:series_uid>/instances",
+        qido.SeriesInstanceSearchApi.as_view(),
+        name="dicomweb-series-instances",
+    ),
 ]
