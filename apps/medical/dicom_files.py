@@ -28,6 +28,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels.utils import get_expected_length
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
@@ -107,6 +108,10 @@ def instance_inspect(path: Path) -> InspectedInstance:
     transfer_syntax_uid = _text(dataset.file_meta, "TransferSyntaxUID")
     if not transfer_syntax_uid:
         raise refuse(CANNOT_UNDERSTAND, "The File Meta Information has no Transfer Syntax UID.")
+    if not dataset._dict:
+        # pydicom drops the whole data set when an undefined-length value runs into the end of
+        # the file (a file cut inside encapsulated pixel data): what is left is the meta header
+        raise refuse(CANNOT_UNDERSTAND, "The file holds no data set after its File Meta Information (truncated?).")
     if cut_at_the_end:
         raise refuse(CANNOT_UNDERSTAND, "The file is truncated: it ends inside its last element.")
     short = _first_short_element(dataset)
@@ -184,13 +189,12 @@ def _first_short_element(dataset: Dataset) -> str | None:
 
 
 def expected_native_length(dataset: Dataset) -> int:
-    """Bytes of native (uncompressed) pixel data the image attributes call for (PS3.5 8.1.1)."""
-    rows, columns = int(dataset.Rows), int(dataset.Columns)
-    samples = int(dataset.get("SamplesPerPixel") or 1)
-    bits = int(dataset.BitsAllocated)
-    frames = int(dataset.get("NumberOfFrames") or 1)
-    total_bits = rows * columns * samples * bits * frames
-    return (total_bits + 7) // 8
+    """Bytes of native (uncompressed) pixel data the image attributes call for (PS3.5 8.1.1).
+
+    pydicom's own count: it knows that YBR_FULL_422 is stored subsampled (two samples per pixel,
+    PS3.3 C.7.6.3.1.2) and that 1-bit frames are packed across frame boundaries.
+    """
+    return int(get_expected_length(dataset, unit="bytes"))
 
 
 def _check_pixel_data(dataset: Dataset, transfer_syntax_uid: str, refuse: Callable[[int, str], Exception]) -> None:
