@@ -2,11 +2,11 @@
 viewer and OHIF have something to show and `make run` users can C-STORE at once.
 
 The studies are files that ship with the packages (no download): pydicom's CT_small (CT,
-128x128), MR_small (MR, 64x64) and emri_small (a 10-frame MR), and from pydicom-data a real
-512x512 CT slice (693_UNCI) and a two-series CT study (16x16 thumbnails of a real scan,
-7 slices) to scroll through. Every file goes through `services.instance_store` like any
-received instance (validation, index, audit); storing the same bytes again is a no-op, so
-seeding twice stores nothing twice.
+128x128), MR_small (MR, 64x64) and emri_small (a 10-frame MR), from pydicom-data a real 512x512
+head CT slice (693_UNCR: its UNCI sibling went through lossy JPEG 2000 and shows blocks), and
+pydicom's file-set study 98892001 (two CT series, 7 slices of 16x16: a real scan shrunk).
+Every file goes through `services.instance_store` like any received instance (validation,
+index, audit); storing the same bytes again is a no-op, so seeding twice stores nothing twice.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from core.tenancy.actors import Actor
 from core.tenancy.models import Organization
 
 DEMO_AE_TITLE = "DEMO_MODALITY"
-DEMO_FILES = ("CT_small.dcm", "MR_small.dcm", "emri_small.dcm", "693_UNCI.dcm")
+DEMO_FILES = ("CT_small.dcm", "MR_small.dcm", "emri_small.dcm", "693_UNCR.dcm")
 # pydicom's file-set test data: study 98892001, series CT2N (2 slices) and CT5N (5 slices)
 DEMO_SERIES_FOLDERS = ("98892001/CT2N/", "98892001/CT5N/")
 

@@ -4,7 +4,8 @@
 data source at this archive, same origin, so the browser's session cookie authenticates it.
 
 The dist is built to live at the site root: its `index.html` loads `/app-config.js`,
-`/app.bundle.<hash>.js` and `/assets/…`, sets `window.PUBLIC_URL = "/"`, and webpack's runtime
+`/app.bundle.<hash>.js` and `/assets/…`, sets `window.PUBLIC_URL = "/"`, its CSS takes fonts from
+`url(/…)`, and webpack's runtime
 in the bundles loads every lazy chunk, worker and wasm from `__webpack_require__.p = "/"`. The
 installed files are never edited; they are rewritten as they are served (the root prefix becomes
 `/portal/medical/ohif/`; results cached per file and modification time), and OHIF's router is
@@ -37,7 +38,7 @@ SOURCE_NAME = "tessera"
 # What the dist's webpack runtime and index.html say about where they live.
 _WEBPACK_PUBLIC_PATH = b'__webpack_require__.p = "/";'
 _SERVICE_WORKER_TAG = b'<script rel="preload" as="script" type="module" src="/init-service-worker.js"></script>'
-_REWRITTEN_SUFFIXES = (".html", ".js", ".json")
+_REWRITTEN_SUFFIXES = (".html", ".js", ".json", ".css")
 _STATIC_SUFFIXES = (
     ".js", ".css", ".wasm", ".map", ".json", ".jsonc", ".png", ".svg", ".ico", ".woff", ".woff2", ".html", ".txt",
     ".xml", ".webapp",
@@ -150,6 +151,8 @@ def _names_the_root(path: str, mtime_ns: int, size: int) -> bool:
     """Whether the file must be rewritten (asked once per file version; only a few are)."""
     if path.endswith(("/index.html", "/manifest.json")):
         return True
+    if path.endswith(".css"):
+        return b"url(/" in Path(path).read_bytes()
     return path.endswith(".js") and _WEBPACK_PUBLIC_PATH in Path(path).read_bytes()
 
 
@@ -165,6 +168,8 @@ def _rewritten(path: str, mtime_ns: int, size: int) -> bytes:
             body = body.replace(attribute, attribute[:-1] + mount)
     elif path.endswith("/manifest.json"):
         body = body.replace(b'"/assets/', b'"' + mount + b"assets/")
+    elif path.endswith(".css"):
+        body = body.replace(b"url(/", b"url(" + mount)
     else:
         body = body.replace(_WEBPACK_PUBLIC_PATH, b'__webpack_require__.p = "' + mount + b'";')
     return body

@@ -5,8 +5,7 @@
  *
  * The page gives, in <script id="viewer-data">, the frames in viewing order (instances by
  * Instance Number, then each instance's frames) with their rendered URL, the presets and where
- * free window/level starts. One image request is in flight at a time: while the user scrolls or
- * drags faster than the archive renders, only the latest wanted image is asked for next.
+ * free window/level starts. One image request is in flight at a time (see `pump`).
  */
 (function () {
   "use strict";
@@ -30,9 +29,13 @@
     let index = 0;
     let voi = null; // null: the instance's own window; else {center, width}
     let lastWindow = { center: data.initial.center, width: data.initial.width };
-    let loading = false;
+    // One request at a time (the shown image first, then neighbours to preload): a viewer never
+    // floods the archive, and while the user scrolls or drags faster than it renders, only the
+    // latest wanted image is asked for next.
+    let busy = false;
     let wanted = null;
-    const preloaded = new Map();
+    const preloaded = new Set();
+    let preloadQueue = [];
 
     if (!frames.length) {
       counter.textContent = "No images in this series";
@@ -49,56 +52,71 @@
       return Math.round(value * 10) / 10;
     }
 
-    function request(url) {
-      if (loading) {
-        wanted = url;
+    function pump() {
+      if (busy) {
         return;
       }
-      loading = true;
-      wanted = null;
-      image.src = url;
+      if (wanted !== null) {
+        const next = wanted;
+        wanted = null;
+        image.dataset.requestedIndex = String(next.index);
+        if (new URL(next.url, window.location.href).href === image.src && image.complete) {
+          image.dataset.loadedIndex = String(next.index); // the same image again: no load event comes
+        } else {
+          busy = true;
+          image.src = next.url;
+          return;
+        }
+      }
+      const url = preloadQueue.shift();
+      if (url === undefined) {
+        return;
+      }
+      if (preloaded.has(url)) {
+        pump();
+        return;
+      }
+      busy = true;
+      preloaded.add(url);
+      const extra = new Image();
+      extra.onload = extra.onerror = () => {
+        busy = false;
+        pump();
+      };
+      extra.src = url;
     }
 
     image.addEventListener("load", () => {
-      loading = false;
+      busy = false;
       status.hidden = true;
       image.dataset.loadedIndex = image.dataset.requestedIndex;
-      if (wanted && wanted !== image.src) {
-        request(wanted);
-      }
+      pump();
     });
     image.addEventListener("error", () => {
-      loading = false;
+      busy = false;
       status.textContent = "The archive could not render this image.";
       status.hidden = false;
-      if (wanted) {
-        request(wanted);
-      }
+      pump();
     });
 
     function preload() {
-      for (let step = -PRELOAD; step <= PRELOAD; step += 1) {
-        const i = index + step;
-        if (step === 0 || i < 0 || i >= frames.length) {
-          continue;
-        }
-        const url = urlFor(i);
-        if (!preloaded.has(url)) {
-          const extra = new Image();
-          extra.src = url;
-          preloaded.set(url, extra);
-        }
+      preloadQueue = [];
+      for (let step = 1; step <= PRELOAD; step += 1) {
+        [index + step, index - step].forEach((i) => {
+          if (i >= 0 && i < frames.length) {
+            preloadQueue.push(urlFor(i));
+          }
+        });
       }
-      if (preloaded.size > 64) {
-        preloaded.clear(); // a window change makes every URL new: keep the map small
+      if (preloaded.size > 256) {
+        preloaded.clear(); // a window change makes every URL new: keep the set small
       }
     }
 
     function show() {
       const frame = frames[index];
-      image.dataset.requestedIndex = String(index);
       stage.dataset.index = String(index);
-      request(urlFor(index));
+      wanted = { index: index, url: urlFor(index) };
       slider.value = String(index + 1);
       let text = "Slice " + (index + 1) + " / " + frames.length;
       if (frame.instance !== null) {
@@ -112,6 +130,7 @@
         ? "Window: C " + round(voi.center) + " / W " + round(voi.width)
         : "Window: image default";
       preload();
+      pump();
     }
 
     function go(to) {
