@@ -6,14 +6,17 @@ Steps, all idempotent so `make run` can be repeated any number of times:
    domain app's demo models through its `DomainAppConfig.seed_demo`);
 2. a demo API key with every scope, kept in `$VAR_DIR/demo_api_key.txt` and reused while it
    still authenticates (a new one is created only when it no longer does);
-3. two child processes: the web server, gunicorn (`core.wsgi`, one worker with WEB_THREADS
+3. three child processes: the web server, gunicorn (`core.wsgi`, one worker with WEB_THREADS
    threads so the portal, the API and the job-progress polling are served together; its access
    log on stdout; production models warmed in the background, `scripts/gunicorn_conf.py`), and
    one Celery worker for every queue with the stale-job reaper embedded (`-B`), whose pool
-   processes warm the production models too (`ml/signals.py`).
+   processes warm the production models too (`ml/signals.py`), and the DICOM listener
+   (`manage.py dicom_listener`: a storage SCP for C-ECHO and C-STORE on every interface, port
+   `DICOM_PORT` (11112), AE title `DICOM_AE_TITLE` (TESSERA); it accepts only the calling AE
+   titles org admins configure at `/api/v1/medical/dicom-nodes/`).
 
-Ctrl-C (SIGINT) or SIGTERM stops both children and exits 0. If either child dies on its own,
-the other is stopped and this script exits non-zero, so a half-running demo never lingers.
+Ctrl-C (SIGINT) or SIGTERM stops every child and exits 0. If a child dies on its own, the
+others are stopped and this script exits non-zero, so a half-running demo never lingers.
 
 With no configuration this runs fully embedded: SQLite and a filesystem broker under
 `$VAR_DIR`. When `DATABASE_URL` / `CELERY_BROKER_URL` are set, those are used as they are.
@@ -204,7 +207,12 @@ def banner(*, port: int, api_key: str) -> str:
     curl -H "Authorization: Bearer {api_key}" {url}/api/v1/jobs/
   API docs: {url}/api/docs/     Health: {url}/healthz
 
-  Press Ctrl-C to stop the web server and the worker.
+  DICOM listener (C-ECHO, C-STORE): AE title {env.get("DICOM_AE_TITLE")}, port {env.get_int("DICOM_PORT")}
+    allow a modality's calling AE title first:
+    curl -H "Authorization: Bearer {api_key}" -H "Content-Type: application/json" \\
+      -d '{{"ae_title": "MY_MODALITY"}}' {url}/api/v1/medical/dicom-nodes/
+
+  Press Ctrl-C to stop the web server, the worker and the DICOM listener.
 ================================================================================
 """.rstrip()
 
@@ -224,6 +232,11 @@ def worker_command(python: str) -> list[str]:
         python, "-m", "celery", "-A", "core", "worker", "-B",
         "-Q", WORKER_QUEUES, "--concurrency", WORKER_CONCURRENCY, "-l", "info",
     ]  # fmt: skip
+
+
+def listener_command(python: str) -> list[str]:
+    """The DICOM listener (storage SCP) on `DICOM_PORT` with `DICOM_AE_TITLE` (it reads both itself)."""
+    return [python, "manage.py", "dicom_listener"]
 
 
 def supervise(children: Sequence[Child], stop_requested: list[int]) -> int:
@@ -262,7 +275,8 @@ def main() -> int:
     try:
         children.append(start_child("web server (gunicorn)", web_command(python, port)))
         children.append(start_child("worker (celery)", worker_command(python)))
-        if wait_for_port(port, children):
+        children.append(start_child("DICOM listener", listener_command(python)))
+        if wait_for_port(port, children) and wait_for_port(env.get_int("DICOM_PORT"), children):
             print(banner(port=port, api_key=api_key), flush=True)
         return supervise(children, stop_requested)
     except KeyboardInterrupt:

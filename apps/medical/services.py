@@ -699,7 +699,10 @@ def host_clean(value: str) -> str:
 
 def _ae_title_taken(ae_title: str, *, exclude_pk: int | None = None) -> Conflict | None:
     # Unique across organizations (the title names the organization), so the message never says whose.
-    taken = DicomNode.objects.filter(ae_title=ae_title).exclude(pk=exclude_pk).exists()
+    nodes = DicomNode.objects.filter(ae_title=ae_title)
+    if exclude_pk is not None:
+        nodes = nodes.exclude(pk=exclude_pk)
+    taken = nodes.exists()
     return Conflict(AE_TITLE_TAKEN, fields={"ae_title": [AE_TITLE_TAKEN]}) if taken else None
 
 
