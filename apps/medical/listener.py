@@ -169,7 +169,7 @@ class _AssociationState:
     node: DicomNode
     audit_id: str
     peer: str
-    stored: int = 0
+    accepted: int = 0  # answered success or warning
 
 
 class StorageListener:
@@ -291,10 +291,10 @@ class StorageListener:
         state = self._associations.pop(event.assoc, None)
         if state is not None:
             logger.info(
-                "Association from AE %r at %s ended: %d instance(s) stored",
+                "Association from AE %r at %s ended: %d instance(s) accepted",
                 state.node.ae_title,
                 state.peer,
-                state.stored,
+                state.accepted,
             )
         connection.close()  # this association thread's connection
 
@@ -327,7 +327,7 @@ class StorageListener:
         except Exception:
             logger.exception("C-STORE %s from AE %r failed", sop_uid, state.node.ae_title)
             return _status(0xA700, "The archive could not store the instance.")
-        state.stored += 1
+        state.accepted += 1
         if outcome.warning_reason is not None:
             logger.info("C-STORE %s from AE %r: %s", sop_uid, state.node.ae_title, outcome.warning)
             return _status(outcome.warning_reason, outcome.warning)

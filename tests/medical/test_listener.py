@@ -207,7 +207,21 @@ def test_peer_matches(host: str, address: str, expected: bool) -> None:
 # --- C-STORE ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [CT, MR, MULTIFRAME_J2K, "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        CT,  # explicit VR little endian
+        MR,
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "image_dfl.dcm",  # deflated
+        MULTIFRAME_J2K,  # JPEG 2000 lossless, 10 frames
+        "SC_jpeg_no_color_transform.dcm",  # JPEG baseline
+        "JPEG-LL.dcm",  # JPEG lossless
+        "MR_small_jpeg_ls_lossless.dcm",  # JPEG-LS
+        "MR_small_RLE.dcm",  # RLE
+    ],
+)
 def test_c_store_stores_the_instance_as_sent(
     name: str, org: Any, node: Any, associate: Callable[..., Association], send_files_as_they_are: None
 ) -> None:
