@@ -77,11 +77,21 @@ class Attribute:
 
     @property
     def tag(self) -> str:
-        return f"{tag_for_keyword(self.keyword):08X}"
+        return _tag_of(self.keyword)
 
     @property
     def vr(self) -> str:
-        return str(dictionary_VR(self.keyword))
+        return _vr_of(self.keyword)
+
+
+@functools.cache
+def _tag_of(keyword: str) -> str:
+    return f"{tag_for_keyword(keyword):08X}"
+
+
+@functools.cache
+def _vr_of(keyword: str) -> str:
+    return str(dictionary_VR(keyword))
 
 
 def _attributes(*rows: tuple[str, str, str | None] | tuple[str, str, str | None, bool]) -> dict[str, Attribute]:
@@ -781,7 +791,7 @@ class ResultBuilder:
 
     def _put(self, out: dict[str, Any], keyword: str, owners: Mapping[str, Any], stored: Mapping[str, Any]) -> None:
         attribute = INDEXED.get(keyword)
-        tag = f"{tag_for_keyword(keyword):08X}"
+        tag = _tag_of(keyword)
         if attribute is None:
             if tag in stored:
                 out[tag] = stored[tag]
