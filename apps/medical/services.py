@@ -133,6 +133,21 @@ def instance_store(
             sop_class_uid=inspected.sop_class_uid,
             sop_instance_uid=inspected.sop_instance_uid,
         )
+    if policy.deidentify_on_receipt:
+        # A research archive stores only the de-identified copy, validated and stored like any
+        # other file (the same duplicates policy); see apps.medical.exports.receipt_deidentify.
+        from apps.medical.exports import receipt_deidentify  # exports builds on this module
+
+        with receipt_deidentify(policy=policy, inspected=inspected) as copy:
+            return instance_store(
+                actor=actor,
+                path=copy.path,
+                sha256=copy.sha256,
+                size=copy.size,
+                received_via=received_via,
+                archive_settings=copy.archive_settings,
+                cache=cache,
+            )
     for attempt in range(3):
         # the common case (a new instance) costs one index lookup; the full row only for a duplicate
         stored = (
@@ -355,6 +370,9 @@ def instances_store_batch(
         else:
             stored_uids.add(candidate.sop_instance_uid)  # a second copy in the same body is a duplicate
             fresh.append(position)
+    if policy.deidentify_on_receipt:
+        # each file's de-identified copy is stored by instance_store (apps.medical.exports.receipt_deidentify)
+        one_by_one, fresh = one_by_one + fresh, []
     if fresh:
         try:
             stored = _store_new(

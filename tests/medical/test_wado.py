@@ -162,6 +162,7 @@ def test_a_series_and_an_instance_are_retrieved_byte_identical(api: Any, stored:
         "multipart/related; type=application/dicom",
         f'multipart/related; type="application/dicom"; transfer-syntax={EXPLICIT_LE}',
         "multipart/related",
+        'multipart/related; type="*/*"',
         "*/*",
         None,
         'application/dicom, multipart/related; type="application/dicom"; q=0.5',
@@ -190,6 +191,7 @@ def test_retrieve_accepts_what_the_standard_and_clients_send(
         'multipart/related; type="application/octet-stream"',
         "image/jpeg",
         "*/*; q=0",
+        "text/html",
     ],
 )
 def test_retrieve_answers_406_to_what_it_cannot_produce(api: Any, stored: Callable[..., None], accept: str) -> None:
@@ -395,7 +397,8 @@ def test_one_frame_as_a_single_octet_stream_part(api: Any, stored: Callable[...,
     [
         ("1,2", "application/octet-stream"),  # several frames need multipart
         ("1", "image/jls"),
-        ("1", 'multipart/related; type="image/jp2"'),
+        ("1", 'multipart/related; type="image/jls"'),  # stored as JPEG 2000
+        ("1", 'multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.4.91'),
         ("1", 'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.4.90'),
         ("1", 'multipart/related; type="application/dicom"'),
         ("1", "image/jpeg"),
@@ -410,6 +413,55 @@ def test_frames_answer_406_to_compressed_or_other_media_types(
     response = api.get(instance_url(MULTIFRAME_J2K) + f"/frames/{frames}", HTTP_ACCEPT=accept)
     # then
     assert_error(response, 406, "not_acceptable")
+
+
+@pytest.mark.parametrize(
+    ("compressed", "accept"),
+    [
+        (MULTIFRAME_J2K, 'multipart/related; type="image/jp2"'),
+        (MULTIFRAME_J2K, 'multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.4.90'),
+        (MULTIFRAME_RLE, 'multipart/related; type="image/dicom-rle"; transfer-syntax=*'),
+    ],
+)
+def test_compressed_frames_are_served_as_stored_when_their_media_type_is_asked(
+    api: Any, stored: Callable[..., None], compressed: str, accept: str
+) -> None:
+    # given
+    stored(compressed)
+    syntax = str(read(compressed).file_meta.TransferSyntaxUID)
+    # when
+    response = api.get(instance_url(compressed) + "/frames/2,9", HTTP_ACCEPT=accept)
+    # then: each part is that frame's stored bitstream, which decodes to the frame's pixels
+    parts = multipart_parts(response)
+    media_type = MediaType.parse(accept).params["type"]
+    assert {headers["Content-Type"] for headers, _ in parts} == {f"{media_type}; transfer-syntax={syntax}"}
+    pixels = read(MULTIFRAME).pixel_array
+    if compressed == MULTIFRAME_J2K:
+        from openjpeg import decode
+
+        assert [np.array_equal(decode(data), pixels[n - 1]) for (_, data), n in zip(parts, (2, 9), strict=True)] == [
+            True,
+            True,
+        ]
+    else:
+        from rle import decode_pixel_data
+
+        ds = read(compressed)
+        decoded = [np.frombuffer(bytes(decode_pixel_data(data, ds)), dtype="<u2").reshape(64, 64) for _, data in parts]
+        assert np.array_equal(decoded[0], pixels[1]) and np.array_equal(decoded[1], pixels[8])
+
+
+def test_one_stored_frame_as_a_single_part_and_past_the_last_404(api: Any, stored: Callable[..., None]) -> None:
+    # given
+    stored(MULTIFRAME_J2K)
+    # when
+    single = api.get(instance_url(MULTIFRAME_J2K) + "/frames/10", HTTP_ACCEPT="image/jp2")
+    past = api.get(instance_url(MULTIFRAME_J2K) + "/frames/11", HTTP_ACCEPT="image/jp2")
+    # then
+    assert single.status_code == 200
+    assert single["Content-Type"] == "image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90"
+    assert single.content.startswith(b"\xff\x4f\xff\x51")  # a JPEG 2000 codestream (SOC, SIZ)
+    assert_error(past, 404, "frame_not_found")
 
 
 @pytest.mark.parametrize("frames", ["0", "a", "1,,2", "1,", ",1", "-1", "1.5", "1;2", " 1"])
@@ -471,7 +523,7 @@ def test_rendered_png_and_window(api: Any, stored: Callable[..., None]) -> None:
 
 
 def test_rendered_study_series_and_rgb(api: Any, stored: Callable[..., None]) -> None:
-    # given: a study with an RT plan and a CT would render the CT; here each study has one image
+    # given: a CT and an RGB secondary capture
     stored(CT, RGB)
     # when
     study = image_of(api.get(study_url(CT) + "/rendered"))
@@ -480,6 +532,23 @@ def test_rendered_study_series_and_rgb(api: Any, stored: Callable[..., None]) ->
     # then
     assert study.size == series.size == (128, 128)
     assert (rgb.mode, rgb.size) == ("RGB", (100, 100))
+
+
+def test_a_study_renders_its_first_instance_with_pixel_data(
+    api: Any, stored: Callable[..., None], tmp_path: Path
+) -> None:
+    # given: an RT plan (no pixel data) filed first in the CT's study
+    plan = read(RT_PLAN)
+    plan.StudyInstanceUID = uids(CT)[0]
+    plan.SeriesNumber = 0  # the CT's series is 1: the plan's series comes first
+    plan_path = tmp_path / "plan.dcm"
+    plan.save_as(plan_path, enforce_file_format=True)
+    stored(plan_path, CT)
+    # when
+    study = api.get(study_url(CT) + "/rendered", HTTP_ACCEPT="image/png")
+    instance = api.get(instance_url(CT) + "/rendered", HTTP_ACCEPT="image/png")
+    # then
+    assert image_of(study).tobytes() == image_of(instance).tobytes()
 
 
 def test_multi_frame_rendered_is_the_first_frame_and_thumbnail_the_middle(
@@ -699,3 +768,48 @@ def test_the_accept_query_parameter_replaces_the_header(api: Any, stored: Callab
     assert image_of(any_image).format == "JPEG"
     assert_error(video, 406, "not_acceptable")
     assert_error(retrieve, 406, "not_acceptable")
+
+
+# --- a real client ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+# Django's live server thread shares the in-memory SQLite connection and complains when it closes
+# it at shutdown, after the test has finished (a Django/SQLite test quirk, not a request failure).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_dicomweb_client_retrieves_from_a_live_server(
+    live_server: Any, org: Any, make_api_key: Callable[..., str], stored: Callable[..., None]
+) -> None:
+    # given: dicomweb-client (from the package registry) against the running server
+    from dicomweb_client.api import DICOMwebClient
+
+    stored(CT, MULTIFRAME_J2K)
+    client = DICOMwebClient(
+        url=f"{live_server.url}{ROOT}", headers={"Authorization": f"Bearer {make_api_key(org, ('medical',))}"}
+    )
+    ct_study, ct_series, ct_sop = uids(CT)
+    mr_study, mr_series, mr_sop = uids(MULTIFRAME_J2K)
+    # when / then: retrieve (dicomweb-client sends type="application/dicom"; transfer-syntax=*)
+    (study,) = client.retrieve_study(ct_study)
+    assert study == read(CT)
+    assert study.file_meta.TransferSyntaxUID == EXPLICIT_LE
+    instance = client.retrieve_instance(mr_study, mr_series, mr_sop)
+    assert instance.PixelData == read(MULTIFRAME_J2K).PixelData
+    # metadata, and its BulkDataURI fetched by the client
+    (metadata,) = client.retrieve_series_metadata(ct_study, ct_series)
+    uri = metadata["7FE00010"]["BulkDataURI"]
+    # dicomweb-client sends `Host: localhost` without the port (web.py sets headers["Host"] = self.host),
+    # and the archive builds absolute URIs from the Host header, as it must behind a proxy
+    assert uri == f"http://localhost{instance_url(CT)}/bulk/7FE00010"
+    assert client.retrieve_bulkdata(uri.replace("http://localhost", live_server.url)) == [read(CT).PixelData]
+    # frames of a JPEG 2000 instance, decoded
+    frames = client.retrieve_instance_frames(mr_study, mr_series, mr_sop, frame_numbers=[2, 7])
+    pixels = read(MULTIFRAME).pixel_array
+    assert frames == [pixels[1].astype("<u2").tobytes(), pixels[6].astype("<u2").tobytes()]
+    # rendered, default (JPEG) and PNG
+    jpeg = client.retrieve_instance_rendered(ct_study, ct_series, ct_sop)
+    png = client.retrieve_instance_rendered(ct_study, ct_series, ct_sop, media_types=("image/png",))
+    assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
+    assert Image.open(io.BytesIO(png)).size == (128, 128)
+    series_png = client.retrieve_series_rendered(mr_study, mr_series, media_types=("image/png",))
+    assert Image.open(io.BytesIO(series_png)).size == (64, 64)

@@ -18,8 +18,11 @@ Conformance (what the archive serves, and what it answers 406 to):
 - Frames (`/frames/{list}`, 1-based, comma-separated): each frame uncompressed (decoded when stored
   compressed and a decoder is installed, else 406), as `multipart/related;
   type="application/octet-stream"` with one part per frame (`transfer-syntax=1.2.840.10008.1.2.1`,
-  `Content-Location`), or as a single `application/octet-stream` body for one frame. A compressed
-  media type (image/jls, image/jp2, ...) or an explicit compressed transfer syntax is a 406. A
+  `Content-Location`), or as a single `application/octet-stream` body for one frame. The media type
+  of the stored compressed syntax (PS3.18 Table 8.7.3-4: image/jpeg, image/jls, image/jp2, image/jpx,
+  image/jphc, image/dicom-rle) gets the stored bitstream of each frame as is, with
+  `transfer-syntax=<stored>`; any other compressed media type or syntax is a 406 (no transcoding).
+  `*/*` and `transfer-syntax=*` (OHIF's and cornerstone's default) get uncompressed frames. A
   malformed list ("0", "a", "1,,2") is a 400; a frame past NumberOfFrames a 404.
 - Rendered and thumbnail (study, series, instance, frame): `image/jpeg` (default) or `image/png`,
   query `window=center,width[,function]`, `viewport=vw,vh[,sx,sy,sw,sh]`, `quality`; a study or series
@@ -49,6 +52,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from pydicom.dataset import Dataset
+from pydicom.encaps import get_frame
 from pydicom.tag import BaseTag, Tag
 from rest_framework.request import Request
 
@@ -77,6 +81,24 @@ MULTIPART = "multipart/related"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 _UNCOMPRESSED_SYNTAXES = frozenset({EXPLICIT_VR_LITTLE_ENDIAN, "1.2.840.10008.1.2"})
 AVAILABLE_TRANSFER_SYNTAX_TAG = "00083002"
+# PS3.18 Table 8.7.3-4: the media type of a frame stored in each compressed transfer syntax.
+COMPRESSED_FRAME_MEDIA_TYPES = {
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.51": "image/jpeg",
+    "1.2.840.10008.1.2.4.57": "image/jpeg",
+    "1.2.840.10008.1.2.4.70": "image/jpeg",
+    "1.2.840.10008.1.2.4.80": "image/jls",
+    "1.2.840.10008.1.2.4.81": "image/jls",
+    "1.2.840.10008.1.2.4.90": "image/jp2",
+    "1.2.840.10008.1.2.4.91": "image/jp2",
+    "1.2.840.10008.1.2.4.92": "image/jpx",
+    "1.2.840.10008.1.2.4.93": "image/jpx",
+    "1.2.840.10008.1.2.4.201": "image/jphc",
+    "1.2.840.10008.1.2.4.202": "image/jphc",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+    "1.2.840.10008.1.2.5": "image/dicom-rle",
+}
+_MEDIA_TYPE_ALIASES = {"image/jls": ("image/x-jls",), "image/dicom-rle": ("image/x-dicom-rle",)}
 _PIXEL_DATA_TAGS = frozenset({"7FE00010", "7FE00008", "7FE00009"})
 READ_CHUNK_BYTES = 1 << 20
 # A frame list is a client-chosen amount of decoding work; a viewer asks for one frame at a time.
@@ -118,7 +140,9 @@ def _multipart_accepted(
         syntax_ok = syntax == "*" or syntax in transfer_syntaxes
         if value in {"*/*", "multipart/*"}:
             return True
-        if value == MULTIPART and params.get("type", part_type).strip().lower() == part_type and syntax_ok:
+        # dicomweb-client asks bulk data as type="*/*"
+        part_types = {part_type, part_type.split("/")[0] + "/*", "*/*"}
+        if value == MULTIPART and params.get("type", part_type).strip().lower() in part_types and syntax_ok:
             return True
         if single_part and value in {part_type, part_type.split("/")[0] + "/*"} and syntax_ok:
             return False
@@ -399,20 +423,78 @@ def _pixels(call: Any, *args: Any) -> Any:
         raise ValidationFailed(str(exc), code="invalid") from None
 
 
-def _octet_parts(frames: list[bytes], locations: list[str]) -> Iterator[tuple[dict[str, str], Iterable[bytes]]]:
-    for frame, location in zip(frames, locations, strict=True):
-        headers = {"Content-Type": f"{OCTET_STREAM}; transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}"}
+@dataclass(frozen=True)
+class _Encoding:
+    """How frames or a bulk value go out: the part media type and transfer syntax, in parts or not."""
+
+    media_type: str = OCTET_STREAM
+    transfer_syntax: str = EXPLICIT_VR_LITTLE_ENDIAN
+    multipart: bool = True
+
+    @property
+    def as_stored(self) -> bool:
+        return self.media_type != OCTET_STREAM
+
+    @property
+    def content_type(self) -> str:
+        return f"{self.media_type}; transfer-syntax={self.transfer_syntax}"
+
+
+def _frames_encoding(request: HttpRequest, stored_syntax: str) -> _Encoding:
+    """Uncompressed octet-stream frames, or, where the client asks for the stored compressed media
+    type (PS3.18 Table 8.7.3-4: image/jp2 for JPEG 2000, ...), the stored fragments as they are."""
+    stored_media = COMPRESSED_FRAME_MEDIA_TYPES.get(stored_syntax)
+    for entry in _accept_entries(request):
+        value, params = entry.media_type.value, entry.media_type.params
+        syntax = params.get("transfer-syntax", "*").strip()
+        if value == MULTIPART:
+            value, multipart = params.get("type", OCTET_STREAM).strip().lower(), True
+        else:
+            multipart = value in {"*/*", "multipart/*"}
+        if stored_media and value in {stored_media, *_MEDIA_TYPE_ALIASES.get(stored_media, ())}:
+            if syntax in {"*", stored_syntax}:
+                return _Encoding(stored_media, stored_syntax, multipart)
+        elif value in {OCTET_STREAM, "application/*", "*/*", "multipart/*"} and (
+            syntax == "*" or syntax in _UNCOMPRESSED_SYNTAXES
+        ):
+            return _Encoding(multipart=multipart)
+    stored_offer = f" or {stored_media} (as stored)" if stored_media else ""
+    raise NotAcceptable(
+        f"Frames are served uncompressed as {OCTET_STREAM}{stored_offer}; the archive does not transcode.",
+        code="not_acceptable",
+    )
+
+
+def _stored_frames(ds: Dataset, numbers: list[int]) -> list[bytes]:
+    """The requested frames' compressed bytes exactly as stored (their fragments joined)."""
+    count = rendering.frame_count(ds)
+    for number in numbers:
+        if not 1 <= number <= count:
+            raise rendering.FrameOutOfRange(number, count)
+    offsets = ds.get("ExtendedOffsetTable"), ds.get("ExtendedOffsetTableLengths")
+    extended = (offsets[0], offsets[1]) if offsets[0] is not None and offsets[1] is not None else None
+    try:
+        return [
+            get_frame(ds.PixelData, number - 1, number_of_frames=count, extended_offsets=extended) for number in numbers
+        ]
+    except (ValueError, KeyError, IndexError) as exc:
+        raise rendering.NotRenderable(f"the stored fragments cannot be split into frames: {exc}") from None
+
+
+def _parts(
+    values: list[bytes], locations: list[str], encoding: _Encoding
+) -> Iterator[tuple[dict[str, str], Iterable[bytes]]]:
+    for value, location in zip(values, locations, strict=True):
+        headers = {"Content-Type": encoding.content_type}
         if location:
             headers["Content-Location"] = location
-        yield headers, (frame,)
+        yield headers, (value,)
 
 
-def _octet_response(frames: list[bytes], locations: list[str], *, multipart: bool) -> HttpResponseBase:
-    if multipart:
-        return _multipart_response(_octet_parts(frames, locations), OCTET_STREAM)
-    response = HttpResponse(
-        b"".join(frames), content_type=f"{OCTET_STREAM}; transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}"
-    )
+def _values_response(values: list[bytes], locations: list[str], encoding: _Encoding) -> HttpResponseBase:
+    if encoding.multipart:
+        return _multipart_response(_parts(values, locations, encoding), encoding.media_type)
+    response = HttpResponse(b"".join(values), content_type=encoding.content_type)
     if len(locations) == 1 and locations[0]:
         response["Content-Location"] = locations[0]
     return response
@@ -431,33 +513,41 @@ _OCTET_RESPONSES = {
 
 
 class FramesApi(DicomWebView):
-    """`GET .../instances/{sop}/frames/{frames}`: uncompressed frames."""
+    """`GET .../instances/{sop}/frames/{frames}`: uncompressed frames, or compressed ones as stored."""
 
     @extend_schema(
         summary="Retrieve frames (WADO-RS, PS3.18 10.4)",
         description=(
             "The listed frames (1-based, comma-separated) uncompressed, one part each, as "
-            '`multipart/related; type="application/octet-stream"` (or one frame as `application/octet-stream`). '
+            '`multipart/related; type="application/octet-stream"` (or one frame as `application/octet-stream`); '
+            "or, when the stored syntax's media type is asked (image/jp2, image/jls, ...), as stored. "
             "A frame past NumberOfFrames is a 404 `frame_not_found`."
         ),
         parameters=[_ACCEPT_PARAMETER],
-        responses={**_OCTET_RESPONSES, 404: OpenApiResponse(description="`not_found` or `frame_not_found`.")},
+        responses={
+            **_OCTET_RESPONSES,
+            (200, "image/*"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="One frame as stored (image/jp2, image/jls, ...), single part."
+            ),
+            404: OpenApiResponse(description="`not_found` or `frame_not_found`."),
+        },
         tags=[SCHEMA_TAG],
         operation_id="medical_dicomweb_frames_retrieve",
     )
     def get(self, request: Request, study_uid: str, series_uid: str, sop_uid: str, frames: str) -> HttpResponseBase:
         numbers = parse_frame_list(frames)
-        multipart = _multipart_accepted(
-            request, part_type=OCTET_STREAM, transfer_syntaxes=_UNCOMPRESSED_SYNTAXES, single_part=True
-        )
-        if not multipart and len(numbers) > 1:
-            raise NotAcceptable(f'Several frames need multipart/related; type="{OCTET_STREAM}".', code="not_acceptable")
         target = _Target(study_uid, series_uid, sop_uid)
         instance = target.image_instance(request)
-        data = _pixels(rendering.native_frame_bytes, _dataset(instance), numbers)
+        encoding = _frames_encoding(request, instance.transfer_syntax_uid)
+        if not encoding.multipart and len(numbers) > 1:
+            raise NotAcceptable(
+                f'Several frames need multipart/related; type="{encoding.media_type}".', code="not_acceptable"
+            )
+        ds = _dataset(instance)
+        data = _pixels(_stored_frames if encoding.as_stored else rendering.native_frame_bytes, ds, numbers)
         _record(request, AccessKind.FRAMES, [instance], target)
         base = absolute_url(request._request, f"{_instance_path(instance)}/frames/")
-        return _octet_response(data, [f"{base}{number}" for number in numbers], multipart=multipart)
+        return _values_response(data, [f"{base}{number}" for number in numbers], encoding)
 
 
 # --- bulk data ----------------------------------------------------------------------------------
@@ -520,7 +610,7 @@ class BulkDataApi(DicomWebView):
         instance = target.image_instance(request)
         value = _bulk_element_value(_dataset(instance), tag.upper())
         _record(request, AccessKind.BULKDATA, [instance], target)
-        return _octet_response([value], [""], multipart=multipart)
+        return _values_response([value], [""], _Encoding(multipart=multipart))
 
 
 # --- rendered and thumbnail ---------------------------------------------------------------------
