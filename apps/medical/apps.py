@@ -19,6 +19,9 @@ class MedicalConfig(DomainAppConfig):
     api_urls = "apps.medical.urls"
     portal_urls = "apps.medical.portal_urls"
 
+    def ready(self) -> None:
+        from apps.medical import tasks  # noqa: F401  (registers the job functions)
+
     def seed_demo(self, *, org: Organization, stdout: object) -> None:
         from apps.medical.demo import medical_demo_seed
 
