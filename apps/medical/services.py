@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import re
+import shutil
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -185,6 +188,11 @@ def instance_store(
                 overwrite=existing is not None,
                 cache=cache,
             )
+        except InstanceRefused:
+            # refused inside the transaction (a series of another study): the patient or study it
+            # made was rolled back, so the cache may hold rows that do not exist
+            cache.clear()
+            raise
         except IntegrityError:
             # a concurrent store created the same patient, study, series or instance first: look again
             cache.clear()
@@ -487,14 +495,24 @@ def _count_many(rows: list[Instance], new_series: set[int]) -> None:
 
 
 class _LocalFile(File):
-    """A scratch file FileSystemStorage may move into place instead of copying (`temporary_file_path`)."""
+    """A scratch file FileSystemStorage may move into place instead of copying (`temporary_file_path`).
+
+    What is moved is a hard link to the scratch file, never the scratch file itself: a store
+    that fails after the move (a batch falling back to one-by-one, an IntegrityError retry)
+    deletes the stored copy and must still find the received bytes at `path`.
+    """
 
     def __init__(self, handle: Any, path: Path) -> None:
         super().__init__(handle, name=path.name)
         self._path = path
 
     def temporary_file_path(self) -> str:
-        return str(self._path)
+        link = self._path.with_name(f"{self._path.name}.{uuid.uuid4().hex}.move")
+        try:
+            os.link(self._path, link)
+        except OSError:  # a scratch file system without hard links: a copy
+            shutil.copyfile(self._path, link)
+        return str(link)
 
 
 def _count_new(*, study: Study, series: Series, series_created: bool) -> None:

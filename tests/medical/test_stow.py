@@ -439,3 +439,76 @@ def test_other_roles_sessions_are_403(client_for: Callable[..., Any], org: Any, 
     response = send(client_for(org, role), stow_body([CT]), stow_content_type())
     assert_error(response, 403)
     assert_nothing_stored()
+
+
+# --- bodies of many parts (batches), empty parts, refusals inside a batch -----------------------------
+
+
+def _ct_copies(folder: Path, count: int, **changes: Any) -> list[Path]:
+    """`count` distinct instances (new SOP Instance UIDs) made from CT_small by pydicom."""
+    base = pydicom.dcmread(dicom_path(CT))
+    paths = []
+    for index in range(count):
+        dataset = base.copy()
+        dataset.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.77.{len(list(folder.iterdir()))}"
+        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+        dataset.InstanceNumber = index + 1
+        for keyword, value in changes.items():
+            setattr(dataset, keyword, value)
+        path = folder / f"{dataset.SOPInstanceUID}.dcm"
+        dataset.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def test_a_body_of_more_parts_than_one_batch(api: Any, org: Any, tmp_path: Path) -> None:
+    # given: 120 instances of one series, a broken file in the middle and a repeat at the end
+    paths: list[Path | str] = [*_ct_copies(tmp_path, 120)]
+    paths.insert(60, "MR_truncated.dcm")
+    paths.append(paths[0])
+
+    # when
+    response = send(api, stow_body(paths), stow_content_type())
+
+    # then: 202 (one failure); 120 stored once, the repeat a no-op; the counts right
+    assert response.status_code == 202, response.content
+    assert len(referenced(response)) == 121 and len(failed(response)) == 1
+    assert Instance.objects.count() == 120
+    study, series = Study.objects.get(), Series.objects.get()
+    assert (study.number_of_series, study.number_of_instances, series.number_of_instances) == (1, 120, 120)
+    assert len(media_files()) == 120
+    assert len(store_audits(org)) == 120
+
+
+def test_an_empty_part_is_a_failed_item(api: Any, org: Any) -> None:
+    body = _raw_body([(b"Content-Type: application/dicom\r\n\r\n", b""), (b"\r\n", dicom_path(CT).read_bytes())])
+    response = send(api, body, BOUNDARY_TYPE)
+    assert response.status_code == 202, response.content
+    assert [item_code(item) for item in failed(response)] == [0xC000]
+    assert_archive_holds(org, [CT])
+
+
+def test_an_instance_whose_series_is_in_another_study_is_refused_and_its_study_is_not_made(
+    api: Any, org: Any, tmp_path: Path
+) -> None:
+    # given: the CT stored; then, in one body, an instance of a new study that reuses the CT's
+    # series UID (refused) and a good instance of that same new study in a new series
+    assert send(api, stow_body([CT]), stow_content_type()).status_code == 200
+    ct_series = pydicom.dcmread(dicom_path(CT), stop_before_pixels=True).SeriesInstanceUID
+    new_study = "1.2.826.0.1.3680043.8.498.555"
+    (bad,) = _ct_copies(tmp_path, 1, StudyInstanceUID=new_study, SeriesInstanceUID=ct_series)
+    (good,) = _ct_copies(tmp_path, 1, StudyInstanceUID=new_study, SeriesInstanceUID="1.2.826.0.1.3680043.8.498.556")
+
+    # when
+    response = send(api, stow_body([bad, good]), stow_content_type())
+
+    # then: the bad one 0xA900; the good one stored in the new study; nothing of the bad one kept
+    assert response.status_code == 202, (response.content, response.get("Warning"))
+    assert [(item_uid(item), item_code(item)) for item in failed(response)] == [(sop_uid(bad), DATA_SET_DOES_NOT_MATCH)]
+    assert [item_uid(item) for item in referenced(response)] == [sop_uid(good)]
+    assert_archive_holds(org, [CT, good])
+    new = Study.objects.get(study_instance_uid=new_study)
+    assert (new.number_of_series, new.number_of_instances) == (1, 1)
+    old = Study.objects.exclude(pk=new.pk).get()
+    assert (old.number_of_series, old.number_of_instances) == (1, 1)
+    assert Series.objects.get(series_instance_uid=ct_series).number_of_instances == 1
