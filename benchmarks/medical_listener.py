@@ -9,9 +9,10 @@
 - raw: pynetdicom's storage SCP in a subprocess with the minimal handler of pynetdicom's docs,
   `event.encoded_dataset()` written to a file, nothing else.
 
-Both are sent the same files by one pynetdicom SCU over one association each, with the files'
-encoded data sets sent as they are (no decode and re-encode on the sending side), the SCPs with
-the same maximum PDU size. Data: pydicom-data's `693_UNCI.dcm` (512 x 512, 16-bit CT, 526 kB)
+Both run side by side and are sent the same files in turn, `--repeat` rounds (the median round
+counts), by one pynetdicom SCU over one association per round, with the files' encoded data sets
+sent as they are (no decode and re-encode on the sending side), the SCPs with the same maximum
+PDU size. Data: pydicom-data's `693_UNCI.dcm` (512 x 512, 16-bit CT, 526 kB)
 copied into `--instances` instances of one series.
 
 `compare(paths)` is the measure itself, for `benchmarks.medical_archive`: it expects Django set
@@ -163,47 +164,55 @@ def raw_scp_main(directory: Path, port: int, ae_title: str, maximum_pdu_size: in
     ae.shutdown()
 
 
-def compare(paths: Sequence[Path]) -> dict[str, Any]:
+def compare(paths: Sequence[Path], repeat: int = 3) -> dict[str, Any]:
     """C-STORE instances/s of `paths` through our listener and through pynetdicom's raw SCP.
 
-    Django must be set up on the database to store into; a new organization and DICOM node are
-    created there (so instances stored earlier under another organization do not make this a
-    run of no-op duplicates).
+    Both SCPs run side by side; `repeat` rounds send the files to each in turn (the median
+    round counts, so a busy moment of a shared machine hits both). Django must be set up on the
+    database to store into; each round stores into a new organization with its own DICOM node
+    (so a round is never a run of no-op duplicates of the one before).
     """
+    import statistics
+
     from apps.medical.listener import MAXIMUM_PDU_SIZE
+    from apps.medical.models import Instance
     from apps.medical.services import dicom_node_create
     from core.tenancy.actors import Actor
     from core.tenancy.services import organization_create
 
-    suffix = uuid.uuid4().hex[:6].upper()
-    org, _ = organization_create(slug=f"bench-listener-{suffix.lower()}", name="Listener benchmark")
-    calling_ae = f"BENCH_{suffix}"
-    dicom_node_create(actor=Actor.system(org), ae_title=calling_ae)
     size_mb = sum(path.stat().st_size for path in paths) / 1e6
+    ours_times, raw_times = [], []
     with tempfile.TemporaryDirectory(prefix="tessera-bench-scp-") as tmp:
         ours_port, raw_port = free_port(), free_port()
         ours_argv = [
             sys.executable, "manage.py", "dicom_listener",
             "--port", str(ours_port), "--bind", "127.0.0.1", "--ae-title", LISTENER_AE,
         ]  # fmt: skip
-        with scp_process(ours_argv, ours_port, Path(tmp) / "ours.log"):
-            echo(port=ours_port, calling_ae=calling_ae)
-            ours_s = send_all(paths, port=ours_port, calling_ae=calling_ae)
         raw_argv = [
             sys.executable, "-m", "benchmarks.medical_listener",
             "--raw-scp", str(Path(tmp) / "raw"), "--port", str(raw_port), "--max-pdu", str(MAXIMUM_PDU_SIZE),
         ]  # fmt: skip
-        with scp_process(raw_argv, raw_port, Path(tmp) / "raw.log"):
-            echo(port=raw_port, calling_ae=calling_ae)
-            raw_s = send_all(paths, port=raw_port, calling_ae=calling_ae)
-    from apps.medical.models import Instance
-
-    stored = Instance.objects.filter(organization=org).count()
-    if stored != len(paths):
-        raise RuntimeError(f"the listener stored {stored} of {len(paths)} instances")
+        with (
+            scp_process(ours_argv, ours_port, Path(tmp) / "ours.log"),
+            scp_process(raw_argv, raw_port, Path(tmp) / "raw.log"),
+        ):
+            for _ in range(repeat):
+                suffix = uuid.uuid4().hex[:6].upper()
+                org, _ = organization_create(slug=f"bench-listener-{suffix.lower()}", name="Listener benchmark")
+                calling_ae = f"BENCH_{suffix}"
+                dicom_node_create(actor=Actor.system(org), ae_title=calling_ae)
+                echo(port=ours_port, calling_ae=calling_ae)
+                ours_times.append(send_all(paths, port=ours_port, calling_ae=calling_ae))
+                stored = Instance.objects.filter(organization=org).count()
+                if stored != len(paths):
+                    raise RuntimeError(f"the listener stored {stored} of {len(paths)} instances")
+                echo(port=raw_port, calling_ae=calling_ae)
+                raw_times.append(send_all(paths, port=raw_port, calling_ae=calling_ae))
+    ours_s, raw_s = statistics.median(ours_times), statistics.median(raw_times)
     ours, raw = len(paths) / ours_s, len(paths) / raw_s
     return {
         "instances": len(paths),
+        "rounds": repeat,
         "megabytes": round(size_mb, 1),
         "ours_per_s": round(ours, 1),
         "raw_per_s": round(raw, 1),
@@ -223,6 +232,7 @@ def _admin_sql(server_url: str, statement: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (the median counts)")
     parser.add_argument("--database-url", default=PG_SERVER, help="a PostgreSQL server (no database name)")
     parser.add_argument("--raw-scp", type=Path, help=argparse.SUPPRESS)  # the raw SCP subprocess
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -247,7 +257,7 @@ def main() -> None:
 
             call_command("migrate", verbosity=0)
             paths = ct_instances(args.instances, Path(tmp) / "files")
-            result = compare(paths)
+            result = compare(paths, repeat=args.repeat)
     finally:
         if "django.db" in sys.modules:
             from django.db import connections
@@ -255,7 +265,8 @@ def main() -> None:
             connections.close_all()
         _admin_sql(server_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
     print(
-        f"C-STORE of {result['instances']} CT instances ({result['megabytes']} MB), one association, PostgreSQL:\n"
+        f"C-STORE of {result['instances']} CT instances ({result['megabytes']} MB), one association, PostgreSQL, "
+        f"median of {result['rounds']} rounds:\n"
         f"  ours (dicom_listener): {result['ours_per_s']:7.1f} instances/s  ({result['ours_mb_per_s']} MB/s)\n"
         f"  raw pynetdicom SCP:    {result['raw_per_s']:7.1f} instances/s  ({result['raw_mb_per_s']} MB/s)\n"
         f"  ratio ours/raw:        {result['ratio']:.2f}"

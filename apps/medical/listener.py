@@ -21,7 +21,8 @@ received (preamble, the association's File Meta Information, the encoded data se
 re-encode) to a scratch file, hashes it, and hands it to `services.instance_store`, so the
 listener and STOW-RS apply one validation, one duplicates policy and one audit. The audit rows
 of an association carry the calling AE title (`request_id` `dimse:<AE>:<association>`) and the
-peer's address.
+peer's address. The organization's archive policy (duplicates, de-identification on receipt) is
+read once per association: a change applies from the next association on.
 
 C-STORE statuses (PS3.4 B.2.3, PS3.7 C):
 
@@ -72,9 +73,9 @@ from apps.medical.dicom_files import (
     TRANSFER_SYNTAX_NOT_SUPPORTED,
     InstanceRefused,
 )
-from apps.medical.models import DicomNode
-from apps.medical.selectors import dicom_node_for_ae_title
-from apps.medical.services import instance_store
+from apps.medical.models import ArchiveSettings, DicomNode
+from apps.medical.selectors import archive_settings_get, dicom_node_for_ae_title
+from apps.medical.services import StoreCache, instance_store
 from core.audit.context import client_ip_var, request_id_var
 from core.storage import scratch_directory
 from core.tenancy.actors import Actor
@@ -166,9 +167,14 @@ def association_node(*, calling_ae_title: str, peer_address: str) -> tuple[Dicom
 
 @dataclass
 class _AssociationState:
+    """One accepted association: whose archive it stores into, read once at acceptance (the
+    node, the organization's archive policy) and the study/series rows it already found."""
+
     node: DicomNode
+    policy: ArchiveSettings
     audit_id: str
     peer: str
+    cache: StoreCache
     accepted: int = 0  # answered success or warning
 
 
@@ -269,8 +275,14 @@ class StorageListener:
             assoc.kill()
             connection.close()
             return
+        with _database():
+            policy = archive_settings_get(org=node.organization)
         self._associations[assoc] = _AssociationState(
-            node=node, audit_id=f"dimse:{calling}:{uuid.uuid4().hex[:12]}", peer=peer
+            node=node,
+            policy=policy,
+            audit_id=f"dimse:{calling}:{uuid.uuid4().hex[:12]}",
+            peer=peer,
+            cache=StoreCache(),
         )
         logger.info("Association from AE %r at %s accepted for organization %s", calling, peer, node.organization.slug)
 
@@ -317,6 +329,8 @@ class StorageListener:
                     sha256=hashlib.sha256(encoded).hexdigest(),
                     size=len(encoded),
                     received_via=ReceivedVia.CSTORE,
+                    archive_settings=state.policy,
+                    cache=state.cache,
                 )
         except InstanceRefused as refusal:
             status = failure_status(refusal.reason)
