@@ -297,8 +297,9 @@ def _store(
                 status = StoreStatus.OVERWRITTEN
                 if old_file != stored_name:
                     transaction.on_commit(lambda: _delete_unreferenced(org, [old_file]))
-                for series_id in {old_series_id, series.pk}:
-                    _recount_series(series_id)
+                _recount_series(series.pk)
+                if old_series_id != series.pk:
+                    _series_left(old_series_id, cache=cache)
                 _recount_study(study.pk)
             audit_record(
                 actor=actor,
@@ -525,6 +526,25 @@ def _count_new(*, study: Study, series: Series, series_created: bool) -> None:
         study_update["modalities_in_study"] = "\\".join(sorted(modalities))
         study.modalities_in_study = study_update["modalities_in_study"]
     Study.objects.filter(pk=study.pk).update(**study_update)
+
+
+def _series_left(series_id: int, *, cache: StoreCache) -> None:
+    """An overwrite moved an instance out of this series (a corrected resend with another series
+    or study): recount it and its study, and delete the series, study and patient it left empty,
+    so the index never lists a series or study without instances."""
+    series = Series.objects.select_related("study").get(pk=series_id)
+    study_id, patient_id = series.study_id, series.study.patient_id
+    if Instance.objects.filter(series_id=series_id).exists():
+        _recount_series(series_id)
+    else:
+        series.delete()
+        cache.clear()  # it may hold the deleted rows
+    if Series.objects.filter(study_id=study_id).exists():
+        _recount_study(study_id)
+        return
+    Study.objects.filter(pk=study_id).delete()
+    if not Study.objects.filter(patient_id=patient_id).exists():
+        Patient.objects.filter(pk=patient_id).delete()
 
 
 def _recount_series(series_id: int) -> None:

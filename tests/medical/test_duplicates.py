@@ -169,13 +169,47 @@ def test_overwrite_into_another_series_moves_the_counts(
     with django_capture_on_commit_callbacks(execute=True):
         response = stow([copy])
 
-    # then: the instance is in the new series; the old series has no instance left
+    # then: the instance is in the new series; the old series, left empty, is gone
     assert response.status_code == 200, response.content
     assert Instance.objects.get().series.series_instance_uid == "1.2.826.0.1.3680043.8.498.1"
-    number_of_series, number_of_instances, _modalities, per_series = _counts(_study_uid(CT))
-    assert (number_of_series, number_of_instances) == (2, 1)
-    assert sorted(per_series) == [0, 1]
+    assert _counts(_study_uid(CT)) == (1, 1, "OT", [1])
+    assert Series.objects.count() == 1
     assert len(media_files()) == 1
+
+
+def test_overwrite_into_another_study_recounts_and_removes_what_it_left_empty(
+    stow: Stow, org: Any, tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given: two CT instances of one series; then one of them resent with another study and series
+    paths = _two_series_study(tmp_path)[:2]
+    assert stow(paths).status_code == 200
+    old_study = _study_uid(paths[0])
+    _set_policy(org, DuplicatePolicy.OVERWRITE)
+    moved = pydicom.dcmread(paths[0])
+    moved.StudyInstanceUID, moved.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.900", "1.2.826.0.1.3680043.8.498.901"
+    moved_path = tmp_path / "moved.dcm"
+    moved.save_as(moved_path, enforce_file_format=True)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        assert stow([moved_path]).status_code == 200
+
+    # then: both studies' counts are right
+    assert _counts(old_study) == (1, 1, "CT", [1])
+    assert _counts("1.2.826.0.1.3680043.8.498.900") == (1, 1, "CT", [1])
+
+    # when: the other instance moves too
+    other = pydicom.dcmread(paths[1])
+    other.StudyInstanceUID, other.SeriesInstanceUID = moved.StudyInstanceUID, moved.SeriesInstanceUID
+    other_path = tmp_path / "other.dcm"
+    other.save_as(other_path, enforce_file_format=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert stow([other_path]).status_code == 200
+
+    # then: the old study, left empty, is gone; the new one has both
+    assert not Study.objects.filter(study_instance_uid=old_study).exists()
+    assert _counts("1.2.826.0.1.3680043.8.498.900") == (1, 2, "CT", [2])
+    assert (Series.objects.count(), Patient.objects.count(), len(media_files())) == (1, 1, 2)
 
 
 def test_reject_refuses_a_changed_copy_with_0x0111(stow: Stow, org: Any, tmp_path: Path) -> None:
