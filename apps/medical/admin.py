@@ -30,7 +30,19 @@ from core.adminkit import (
     copy_saved_row,
 )
 from core.errors import DomainError
+from core.tenancy.actors import Actor
 from core.tenancy.models import Organization
+
+
+def _writer(request: HttpRequest, organization: Organization) -> Actor:
+    """The actor of a change made here. Staff act as their membership (the services check that
+    they are org admins); a superuser who is no member acts as the platform operator, named in
+    the audit row."""
+    actor = admin_actor(request, organization)
+    user: Any = request.user
+    if actor.role is None and user.is_active and user.is_superuser:
+        return Actor.system(organization, user=user)
+    return actor
 
 
 class ReadOnlyAdmin(OrganizationScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -156,7 +168,7 @@ class DicomNodeAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
         return ["organization"] if obj is not None else []
 
     def save_model(self, request: HttpRequest, obj: DicomNode, form: Any, change: bool) -> None:
-        actor = admin_actor(request, obj.organization)
+        actor = _writer(request, obj.organization)
         if change:
             current = DicomNode.objects.get(pk=obj.pk)
             data = {name: form.cleaned_data[name] for name in services.DICOM_NODE_FIELDS if name in form.cleaned_data}
@@ -168,11 +180,11 @@ class DicomNodeAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
         copy_saved_row(obj, saved)
 
     def delete_model(self, request: HttpRequest, obj: DicomNode) -> None:
-        services.dicom_node_delete(actor=admin_actor(request, obj.organization), node=obj)
+        services.dicom_node_delete(actor=_writer(request, obj.organization), node=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DicomNode]) -> None:
         for node in queryset.select_related("organization"):
-            services.dicom_node_delete(actor=admin_actor(request, node.organization), node=node)
+            services.dicom_node_delete(actor=_writer(request, node.organization), node=node)
 
 
 class ArchiveSettingsForm(forms.ModelForm):
@@ -201,7 +213,7 @@ class ArchiveSettingsAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ArchiveSettings, form: Any, change: bool) -> None:
         saved = services.archive_settings_update(
-            actor=admin_actor(request, obj.organization),
+            actor=_writer(request, obj.organization),
             duplicate_policy=obj.duplicate_policy,
             deidentify_on_receipt=obj.deidentify_on_receipt,
             deidentify_options=obj.deidentify_options,

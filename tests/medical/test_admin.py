@@ -153,3 +153,20 @@ def test_archive_settings_are_changed_through_the_service(staff: Client, org: An
     assert bad.status_code == 200
     stored.refresh_from_db()
     assert stored.duplicate_policy == "reject"
+
+
+def test_a_superuser_sees_every_organization_and_edits_through_the_services(
+    django_user_model: Any, both_archives: dict[str, Any], other_org: Any
+) -> None:
+    # given: a superuser who is a member of no organization
+    root = django_user_model.objects.create_superuser("root", "root@example.org", "root-pass-123")
+    client = Client()
+    client.force_login(root)
+    # when / then: another organization's study opens (and is recorded), its node is changed, audited
+    assert client.get(admin_url("study", both_archives["theirs"].pk)).status_code == 200
+    assert PhiAccess.objects.get(kind="portal").organization == other_org
+    node = DicomNode.objects.get(organization=other_org)
+    response = client.post(admin_url("dicomnode", node.pk), {"ae_title": node.ae_title, "description": "by root"})
+    assert response.status_code == 302, response.content[:2000]
+    event = AuditEvent.objects.get(action="medical.dicom_node.update")
+    assert (event.organization, event.actor_label) == (other_org, "root")

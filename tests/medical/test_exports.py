@@ -412,3 +412,17 @@ def test_receipt_deidentification_refuses_instances_that_may_carry_burned_in_tex
     assert failed["00081197"]["Value"] == [0x0110]
     assert Instance.objects.filter(organization=org).count() == 1
     assert Instance.objects.get(organization=org).series.modality == "CT"
+
+
+def test_a_study_deleted_before_the_job_ran_is_reported_missing(
+    api: Any, stored: Callable[..., list[str]], django_capture_on_commit_callbacks: Any
+) -> None:
+    # given: an export of two studies, started (its job not yet run)
+    ct, mr = stored(CT, MR)
+    response = post_json(api, EXPORTS, {"studies": [ct, mr]})
+    assert response.status_code == 202
+    # when: the MR is deleted, then the job runs
+    assert api.delete(f"/api/v1/medical/studies/{mr}/", {"reason": "wrong patient"}, format="json").status_code == 204
+    result = exports.export_execute(export_id=response.json()["id"], report=lambda **_: None)
+    # then: the CT is exported, the MR named as missing
+    assert (result["exported_instances"], result["missing_studies"]) == (1, [mr])
