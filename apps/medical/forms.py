@@ -8,6 +8,7 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Q, QuerySet
 
+from apps.medical.deidentify import DeidOptions
 from apps.medical.models import Study
 from core.tenancy.models import Organization
 
@@ -80,3 +81,30 @@ class StudyDeleteForm(forms.Form):
     reason = forms.CharField(
         max_length=500, widget=forms.Textarea(attrs={"rows": 2}), help_text="Kept in the audit log."
     )
+
+
+# The PS3.15 Table E.1-1 option names, for the export form's checkboxes.
+DEID_OPTION_LABELS = {
+    "retain_safe_private": "Retain Safe Private",
+    "retain_uids": "Retain UIDs",
+    "retain_device_identity": "Retain Device Identity",
+    "retain_institution_identity": "Retain Institution Identity",
+    "retain_patient_characteristics": "Retain Patient Characteristics",
+    "retain_long_full_dates": "Retain Longitudinal Temporal Information with Full Dates",
+    "retain_long_modified_dates": "Retain Longitudinal Temporal Information with Modified Dates",
+    "clean_descriptors": "Clean Descriptors",
+    "clean_structured_content": "Clean Structured Content",
+    "clean_graphics": "Clean Graphics",
+}
+
+
+class ExportForm(forms.Form):
+    """A de-identified export of one study: the Basic Profile plus the options ticked."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in DeidOptions.__dataclass_fields__:
+            self.fields[name] = forms.BooleanField(required=False, label=DEID_OPTION_LABELS.get(name, name))
+
+    def options(self) -> dict[str, bool]:
+        return {name: bool(self.cleaned_data.get(name)) for name in DeidOptions.__dataclass_fields__}

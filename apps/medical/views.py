@@ -19,11 +19,12 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.medical import ohif, rendering, selectors, services
+from apps.medical import exports, ohif, rendering, selectors, services
+from apps.medical.access_log import AccessLogFilters, access_log_read
 from apps.medical.choices import AccessKind
 from apps.medical.dicomweb.base import API_ROOT
-from apps.medical.forms import StudyDeleteForm, StudySearchForm, UploadForm
-from apps.medical.models import Instance, PhiAccess, PhiAccessStudy, Series, Study
+from apps.medical.forms import ExportForm, StudyDeleteForm, StudySearchForm, UploadForm
+from apps.medical.models import Instance, Series, Study
 from apps.medical.uploads import upload_receive
 from core.errors import DomainError
 from core.portal.access import role_required
@@ -85,7 +86,9 @@ def _series_rows(study: Study) -> list[dict[str, Any]]:
     return rows
 
 
-def _study_context(actor: Actor, study: Study, delete_form: StudyDeleteForm | None = None) -> dict[str, Any]:
+def _study_context(
+    actor: Actor, study: Study, delete_form: StudyDeleteForm | None = None, export_form: ExportForm | None = None
+) -> dict[str, Any]:
     context: dict[str, Any] = {
         "study": study,
         "patient": study.patient,
@@ -95,13 +98,12 @@ def _study_context(actor: Actor, study: Study, delete_form: StudyDeleteForm | No
         "ohif_url": ohif.viewer_url(study.study_instance_uid) if ohif.ohif_installed() else "",
     }
     if actor.is_org_admin:
-        touched = PhiAccessStudy.objects.filter(
-            organization=actor.organization, study_instance_uid=study.study_instance_uid
-        ).values("access_id")
-        context["access_log"] = PhiAccess.objects.filter(organization=actor.organization, pk__in=touched)[
+        # the audited read (who looked at who looked), as the access-log API does
+        context["access_log"] = access_log_read(actor=actor, filters=AccessLogFilters(study=study.study_instance_uid))[
             :ACCESS_LOG_ROWS
         ]
         context["delete_form"] = delete_form or StudyDeleteForm()
+        context["export_form"] = export_form or ExportForm()
     return context
 
 
@@ -129,6 +131,38 @@ def study_delete(request: HttpRequest, actor: Actor, study_uid: str) -> HttpResp
             return redirect("medical:study-list")
     _record(request, actor, [study])
     return render(request, "medical/study_detail.html", _study_context(actor, study, form), status=400)
+
+
+@require_POST
+@clinician_required
+def study_export(request: HttpRequest, actor: Actor, study_uid: str) -> HttpResponse:
+    study = selectors.study_get(org=actor.organization, study_uid=study_uid)  # another org's study: 404
+    if not actor.is_org_admin:
+        raise PermissionDenied("Only organization admins may export studies.")
+    form = ExportForm(request.POST)
+    if form.is_valid():
+        try:
+            export = exports.export_start(actor=actor, study_uids=[study.study_instance_uid], options=form.options())
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            return redirect("medical:export-detail", export_id=export.pk)
+    _record(request, actor, [study])
+    return render(request, "medical/study_detail.html", _study_context(actor, study, export_form=form), status=400)
+
+
+@clinician_required
+def export_detail(request: HttpRequest, actor: Actor, export_id: int) -> HttpResponse:
+    if not actor.is_org_admin:
+        raise PermissionDenied("Only organization admins may see exports.")
+    export = exports.export_get(org=actor.organization, export_id=export_id)
+    studies = list(
+        Study.objects.select_related("patient").filter(
+            organization=actor.organization, study_instance_uid__in=export.study_uids
+        )
+    )
+    _record(request, actor, studies)
+    return render(request, "medical/export_detail.html", {"export": export, "studies": studies})
 
 
 def _frames(series: Series) -> list[dict[str, Any]]:

@@ -164,3 +164,28 @@ def test_ohif_opens_a_stored_study(browser_page, live_server, make_member, org, 
         page.wait_for_timeout(1000)
     assert stats is not None and stats.extrema[0][1] > 40 and stats.stddev[0] > 5, stats and stats.extrema
     assert errors == [], errors
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_admin_exports_a_deidentified_copy_with_progress(browser_page, live_server, make_member, org, api):
+    # given a stored study and an org admin on its page, who sees the access log
+    _store(api)
+    make_member(org, role="org_admin", username="ada", password="pass-1234")
+    page = browser_page
+    errors = _console_errors(page)
+    login(page, live_server, "ada", "pass-1234")
+    page.goto(f"{live_server.url}{PORTAL}?q=MR1")
+    page.locator("[data-testid=study-list] tr[data-study-uid] a").first.click()
+    page.wait_for_selector("[data-testid=access-log]")
+    assert "ada" in page.inner_text("[data-testid=access-log]")
+
+    # when exporting a de-identified copy, then the job widget shows it finished and the zip is offered
+    page.click("[data-testid=export-button]")
+    page.wait_for_selector("[data-job-progress]")
+    page.wait_for_function("() => document.querySelector('[data-job-progress]').dataset.jobStatus === 'succeeded'")
+    assert page.inner_text("[data-job-field=percent]") == "100%"
+    with page.expect_download() as download:
+        page.click("[data-testid=export-download]")
+    assert download.value.suggested_filename.endswith(".zip")
+    assert errors == []

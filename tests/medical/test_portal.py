@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from pydicom.uid import UID
 
-from apps.medical.models import Instance, PhiAccess, PhiAccessStudy, Study
+from apps.medical.models import Export, Instance, PhiAccess, PhiAccessStudy, Study
 from apps.medical.ohif import ohif_dist
 from core.audit.models import AuditEvent
 from tests.medical.conftest import CT, MR, MULTIFRAME, dicom_path
@@ -215,6 +215,8 @@ def test_admin_sees_the_study_access_log(client_for, org, stored, api):
     assert f"{PORTAL}studies/{study}/series/{series}/" in log
     assert f"{org.slug}-org_admin" in log
     assert 'data-testid="delete-study"' in body
+    # and reading the log is itself audited
+    assert AuditEvent.objects.filter(action="medical.access_log.read").exists()
 
 
 def test_admin_deletes_a_study_with_a_reason(client_for, org, stored):
@@ -435,3 +437,49 @@ def test_ohif_is_served_under_the_mount(client_for, org, stored, with_ohif):
     # nothing outside the dist is reachable
     assert client.get(f"{PORTAL}ohif/../package.json").status_code == 404
     assert client.get(f"{PORTAL}ohif/%2e%2e/package.json").status_code == 404
+
+
+# --- de-identified export -------------------------------------------------------------------------
+
+
+def test_admin_exports_a_study_and_follows_its_job(client_for, org, stored, django_capture_on_commit_callbacks):
+    # given an org admin on a study page, with the export form
+    client = client_for(org, "org_admin")
+    study = stored[MULTIFRAME][0]
+    body = client.get(f"{PORTAL}studies/{study}/").content.decode()
+    assert 'data-testid="export-button"' in body
+    # when exporting with an option (the job is enqueued on commit; tests run it inline)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"{PORTAL}studies/{study}/export/", {"retain_patient_characteristics": "on"})
+    # then the export page follows the job with the progress widget and offers the zip
+    assert response.status_code == 302
+    export = Export.objects.get(organization=org)
+    assert response["Location"] == f"{PORTAL}exports/{export.pk}/"
+    assert export.study_uids == [study] and export.options["retain_patient_characteristics"] is True
+    page = client.get(response["Location"]).content.decode()
+    assert f'data-job-url="/api/v1/jobs/{export.job_id}/"' in page
+    assert f'href="/api/v1/medical/exports/{export.pk}/download/"' in page
+    download = client.get(f"/api/v1/medical/exports/{export.pk}/download/")
+    assert download.status_code == 200 and download["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content))) as archive:
+        names = archive.namelist()
+    assert len(names) == 1 and study not in names[0]  # new UIDs
+
+
+def test_export_refusals(client_for, org, other_org, stored):
+    study = stored[CT][0]
+    # conflicting options: the form shows the service's error, no export
+    response = client_for(org, "org_admin").post(
+        f"{PORTAL}studies/{study}/export/", {"retain_long_full_dates": "on", "retain_long_modified_dates": "on"}
+    )
+    assert response.status_code == 400
+    assert "Cannot be combined with retain_long_full_dates." in response.content.decode()
+    # a clinician may not export; another organization's study is not found
+    assert client_for(org, "clinician").post(f"{PORTAL}studies/{study}/export/", {}).status_code == 403
+    assert client_for(other_org, "org_admin").post(f"{PORTAL}studies/{study}/export/", {}).status_code == 404
+    assert not Export.objects.exists()
+    # another organization's export page is not found, and a clinician sees none
+    client_for(org, "org_admin").post(f"{PORTAL}studies/{study}/export/", {})
+    export = Export.objects.get(organization=org)
+    assert client_for(other_org, "org_admin").get(f"{PORTAL}exports/{export.pk}/").status_code == 404
+    assert client_for(org, "clinician").get(f"{PORTAL}exports/{export.pk}/").status_code == 403
