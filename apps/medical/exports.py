@@ -34,6 +34,7 @@ from apps.medical.deid_store import date_shift_for_organization, uid_for_organiz
 from apps.medical.deidentify import DeidOptions, DeidResult, deidentify
 from apps.medical.dicom_files import PROCESSING_FAILURE, InspectedInstance, InstanceRefused
 from apps.medical.models import ArchiveSettings, Export, Instance, Study
+from apps.medical.services import instance_store, phi_access_record
 from core.audit.services import audit_record
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.jobs.runner import job_enqueue, job_params_set
@@ -221,8 +222,6 @@ def export_start(
         },
     )
     # The export reads every instance of these studies (PHI) on the requester's behalf: one row, now.
-    from apps.medical.services import phi_access_record
-
     phi_access_record(
         actor=actor,
         kind=AccessKind.EXPORT,
@@ -244,6 +243,7 @@ def export_execute(*, export_id: int, report: Callable[..., None]) -> dict[str, 
     options = DeidOptions.from_dict(export.options)
     instances = list(
         Instance.objects.select_related("series__study")
+        .defer("attributes", "series__attributes", "series__study__attributes")  # the job reads the files
         .filter(organization=source, series__study__study_instance_uid__in=export.study_uids)
         .order_by(
             "series__study__study_instance_uid",
@@ -281,7 +281,6 @@ def export_execute(*, export_id: int, report: Callable[..., None]) -> dict[str, 
         finally:
             if archive is not None:
                 archive.close()
-        name = ""
         if archive is not None:
             name = export_zip_name(export)
             storage_delete([name])  # an earlier run's zip (a crash after saving it): replaced, not doubled
@@ -330,8 +329,6 @@ def _export_one(
             archive.write(path, f"{out.StudyInstanceUID}/{out.SeriesInstanceUID}/{out.SOPInstanceUID}.dcm")
             return None
         assert target_actor is not None
-        from apps.medical.services import instance_store  # services imports this module (de-identify on receipt)
-
         try:
             instance_store(actor=target_actor, path=path, sha256=sha256, size=size, received_via=ReceivedVia.EXPORT)
         except InstanceRefused as refusal:
