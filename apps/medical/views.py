@@ -9,6 +9,7 @@ a 404 on every page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -114,41 +115,55 @@ def study_detail(request: HttpRequest, actor: Actor, study_uid: str) -> HttpResp
     return render(request, "medical/study_detail.html", _study_context(actor, study))
 
 
-@require_POST
-@clinician_required
-def study_delete(request: HttpRequest, actor: Actor, study_uid: str) -> HttpResponse:
-    study = selectors.study_get(org=actor.organization, study_uid=study_uid)  # another org's study: 404
+def _study_admin_action(
+    request: HttpRequest,
+    actor: Actor,
+    study_uid: str,
+    *,
+    form: StudyDeleteForm | ExportForm,
+    what: str,
+    run: Callable[[Study], HttpResponse],
+) -> HttpResponse:
+    """An org admin's POST from the study page: `run(study)` the service, or show the page again
+    with the form's errors (400). Another organization's study is a 404 before anything else."""
+    study = selectors.study_get(org=actor.organization, study_uid=study_uid)
     if not actor.is_org_admin:
-        raise PermissionDenied("Only organization admins may delete studies.")
-    form = StudyDeleteForm(request.POST)
+        raise PermissionDenied(f"Only organization admins may {what}.")
     if form.is_valid():
         try:
-            services.study_delete(actor=actor, study=study, reason=form.cleaned_data["reason"])
+            response: HttpResponse = run(study)
         except DomainError as exc:
             add_domain_error(form, exc)
         else:
-            messages.success(request, f"Study {study_uid} was deleted.")
-            return redirect("medical:study-list")
+            return response
     _record(request, actor, [study])
-    return render(request, "medical/study_detail.html", _study_context(actor, study, form), status=400)
+    forms = {"delete_form": form} if isinstance(form, StudyDeleteForm) else {"export_form": form}
+    return render(request, "medical/study_detail.html", _study_context(actor, study, **forms), status=400)
+
+
+@require_POST
+@clinician_required
+def study_delete(request: HttpRequest, actor: Actor, study_uid: str) -> HttpResponse:
+    form = StudyDeleteForm(request.POST)
+
+    def run(study: Study) -> HttpResponse:
+        services.study_delete(actor=actor, study=study, reason=form.cleaned_data["reason"])
+        messages.success(request, f"Study {study_uid} was deleted.")
+        return redirect("medical:study-list")
+
+    return _study_admin_action(request, actor, study_uid, form=form, what="delete studies", run=run)
 
 
 @require_POST
 @clinician_required
 def study_export(request: HttpRequest, actor: Actor, study_uid: str) -> HttpResponse:
-    study = selectors.study_get(org=actor.organization, study_uid=study_uid)  # another org's study: 404
-    if not actor.is_org_admin:
-        raise PermissionDenied("Only organization admins may export studies.")
     form = ExportForm(request.POST)
-    if form.is_valid():
-        try:
-            export = exports.export_start(actor=actor, study_uids=[study.study_instance_uid], options=form.options())
-        except DomainError as exc:
-            add_domain_error(form, exc)
-        else:
-            return redirect("medical:export-detail", export_id=export.pk)
-    _record(request, actor, [study])
-    return render(request, "medical/study_detail.html", _study_context(actor, study, export_form=form), status=400)
+
+    def run(study: Study) -> HttpResponse:
+        export = exports.export_start(actor=actor, study_uids=[study.study_instance_uid], options=form.options())
+        return redirect("medical:export-detail", export_id=export.pk)
+
+    return _study_admin_action(request, actor, study_uid, form=form, what="export studies", run=run)
 
 
 @clinician_required
