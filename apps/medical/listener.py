@@ -277,19 +277,22 @@ class StorageListener:
             return
         with _database():
             policy = archive_settings_get(org=node.organization)
-        self._associations[assoc] = _AssociationState(
+        state = _AssociationState(
             node=node,
             policy=policy,
             audit_id=f"dimse:{calling}:{uuid.uuid4().hex[:12]}",
             peer=peer,
             cache=StoreCache(),
         )
+        with self._lock:  # association threads add and remove their entries concurrently
+            self._associations[assoc] = state
         logger.info("Association from AE %r at %s accepted for organization %s", calling, peer, node.organization.slug)
 
     def _on_rejected(self, event: Event) -> None:
         # pynetdicom's own refusals, after ours passed: a wrong called AE title, too many associations
         assoc = event.assoc
-        self._associations.pop(assoc, None)
+        with self._lock:
+            self._associations.pop(assoc, None)
         logger.warning(
             "Association from AE %r at %s rejected (called AE title %r, this listener is %r; or too many associations)",
             str(assoc.requestor.ae_title).strip(),
@@ -300,7 +303,8 @@ class StorageListener:
         connection.close()
 
     def _on_ended(self, event: Event) -> None:
-        state = self._associations.pop(event.assoc, None)
+        with self._lock:
+            state = self._associations.pop(event.assoc, None)
         if state is not None:
             logger.info(
                 "Association from AE %r at %s ended: %d instance(s) accepted",
@@ -314,7 +318,8 @@ class StorageListener:
         return SUCCESS
 
     def _on_store(self, event: Event) -> Dataset:
-        state = self._associations.get(event.assoc)
+        with self._lock:
+            state = self._associations.get(event.assoc)
         if state is None:  # cannot happen: only accepted associations get here
             return _status(0x0124, "Not authorized.")
         sop_uid = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
