@@ -8,6 +8,7 @@ again, so a refused or failed instance leaves no row, no file and no audit event
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -15,7 +16,7 @@ import re
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from apps.medical.selectors import archive_settings_get
 from core.audit.context import client_ip_var, request_id_var
 from core.audit.services import audit_record, audit_records
 from core.errors import Conflict, ValidationFailed
-from core.storage import storage_delete, stored_files
+from core.storage import StoredFiles, storage_delete
 from core.tenancy.actors import Actor
 from core.tenancy.models import Organization
 
@@ -258,7 +259,7 @@ def _store(
     name = instance_file_name(org_id=org.pk, sha256=sha256)
     index = index_attributes(inspected.dataset)
     attributes = dataset_attributes(inspected.dataset)
-    with stored_files() as files:
+    with _instance_files(org) as files:
         if default_storage.exists(name):
             stored_name = name  # the same bytes are already on disk (an earlier copy of this instance)
         else:
@@ -419,7 +420,7 @@ def _store_new(
     """New instances (no stored copy of their SOP Instance UIDs): files, then one transaction."""
     org = actor.organization
     prepared = []
-    with stored_files() as files:
+    with _instance_files(org) as files:
         for inspected, received in items:
             name = instance_file_name(org_id=org.pk, sha256=received.sha256)
             if default_storage.exists(name):
@@ -560,6 +561,26 @@ def _recount_study(study_id: int) -> None:
         number_of_instances=Instance.objects.filter(series__study_id=study_id).count(),
         modalities_in_study="\\".join(modalities),
     )
+
+
+@contextlib.contextmanager
+def _instance_files(org: Organization) -> Iterator[StoredFiles]:
+    """`core.storage.stored_files` for content-addressed instance files: on failure, a file saved
+    in the block is deleted only if no instance row refers to it.
+
+    Two requests storing the same new bytes at once both find the name free or taken; the one
+    whose rows lose the race (its insert waits for the winner's commit, then fails) must not
+    delete the file the winner's committed row now names.
+    """
+    files = StoredFiles(storage=default_storage)
+    try:
+        yield files
+    except BaseException:
+        try:
+            _delete_unreferenced(org, files.names)
+        except Exception:  # the database may be what failed: keep the files, never hide the error
+            logger.exception("Could not check the files of a failed store; kept %s", files.names)
+        raise
 
 
 def _delete_unreferenced(org: Organization, names: Iterable[str]) -> None:

@@ -29,11 +29,13 @@ from django.core.files.storage import default_storage
 from pydicom.data import get_testdata_file
 
 from tests.medical.conftest import BOUNDARY, CT, MR, stow_body, stow_content_type
+from tests.medical.test_stow import ct_copies
 from tests.realservices import REPO_ROOT, RealServices
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 ROOT = "/api/v1/medical/dicomweb"
+ROUNDS = 4
 LARGE_FILES = ["RG1_UNCR.dcm", "MR2_UNCR.dcm", "RG1_J2KR.dcm"]  # pydicom-data: 7.2, 2.1 and 4.3 MB
 
 
@@ -127,24 +129,6 @@ def gunicorn(
             server.wait()
 
 
-def _ct_copies(folder: Path, count: int, *, series_uid: str | None = None, prefix: str = "9") -> list[Path]:
-    """`count` copies of CT_small as distinct instances (new SOP Instance UIDs), written by pydicom."""
-    folder.mkdir(parents=True, exist_ok=True)
-    base = pydicom.dcmread(get_testdata_file(CT))
-    paths = []
-    for index in range(count):
-        dataset = base.copy()
-        dataset.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{prefix}.{index + 1}"
-        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-        dataset.InstanceNumber = index + 1
-        if series_uid:
-            dataset.SeriesInstanceUID = series_uid
-        path = folder / f"ct-{prefix}-{index}.dcm"
-        dataset.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
-
-
 def _large_files() -> list[Path]:
     paths = [get_testdata_file(name) for name in LARGE_FILES]
     missing = [name for name, path in zip(LARGE_FILES, paths, strict=True) if path is None]
@@ -171,7 +155,7 @@ def test_a_chunked_body_of_several_mb_is_stored_byte_identical(
     gunicorn: GunicornServer, org: Any, tmp_path: Path
 ) -> None:
     # given: 20 CT instances and pydicom-data's large files, about 14 MB
-    paths = _ct_copies(tmp_path / "cts", 20) + _large_files()
+    paths = ct_copies(tmp_path / "cts", 20) + _large_files()
     body = stow_body(paths)
     assert len(body) > 10 * 1024 * 1024
 
@@ -199,7 +183,7 @@ def test_dicomweb_client_stores_a_chunked_body_and_searches(gunicorn: GunicornSe
     from dicomweb_client.api import DICOMwebClient
 
     # given: 30 CT instances and a 2 MB MR, above dicomweb-client's 1 MB chunking threshold
-    paths = [*_ct_copies(tmp_path / "cts", 30, prefix="7"), _large_files()[1]]
+    paths = [*ct_copies(tmp_path / "cts", 30), _large_files()[1]]
     datasets = [pydicom.dcmread(path) for path in paths]
     client = DICOMwebClient(url=gunicorn.url, headers={"Authorization": f"Bearer {gunicorn.key}"})
 
@@ -227,7 +211,7 @@ def test_a_body_above_the_upload_limit_is_accepted_by_stow_only(
     gunicorn: GunicornServer, org: Any, tmp_path: Path
 ) -> None:
     # given: API_MAX_UPLOAD_MB=1 on the server; a 2.5 MB STOW body with a Content-Length
-    paths = [*_ct_copies(tmp_path / "cts", 3, prefix="5"), _large_files()[1]]
+    paths = [*ct_copies(tmp_path / "cts", 3), _large_files()[1]]
     body = stow_body(paths)
     assert len(body) > 2 * 1024 * 1024
 
@@ -273,34 +257,38 @@ def test_two_clients_storing_the_same_new_study_at_once(
 ) -> None:
     from apps.medical.models import Instance, Patient, Series, Study
 
-    # given: two bodies of one new study and series (different instances, or the same ones twice)
-    series_uid = "1.2.826.0.1.3680043.8.498.424242"
-    first = _ct_copies(tmp_path / "a", 10, series_uid=series_uid, prefix="31")
-    second = first if same_instances else _ct_copies(tmp_path / "b", 10, series_uid=series_uid, prefix="32")
-    bodies = [stow_body(first), stow_body(second)]
-    barrier = threading.Barrier(2)
-    results: list[tuple[int, bytes]] = []
+    for round_ in range(ROUNDS):  # the race is timing-dependent: several tries per run
+        # given: two bodies of one new study and series (different instances, or the same ones twice)
+        study_uid, series_uid = f"1.2.826.0.1.3680043.8.498.4242.{round_}", f"1.2.826.0.1.3680043.8.498.4343.{round_}"
+        changes = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "PatientID": f"P{round_}"}
+        first = ct_copies(tmp_path / f"a{round_}", 10, **changes)
+        second = first if same_instances else ct_copies(tmp_path / f"b{round_}", 10, **changes)
+        bodies = [stow_body(first), stow_body(second)]
+        barrier = threading.Barrier(2)
+        results: list[tuple[int, bytes]] = []
 
-    def send(body: bytes) -> None:
-        barrier.wait()
-        status, _, answer = gunicorn.request(
-            "POST", f"{ROOT}/studies", body=body, headers={"Content-Type": stow_content_type(BOUNDARY)}
-        )
-        results.append((status, answer))
+        def send(body: bytes, barrier: threading.Barrier = barrier, results: list[Any] = results) -> None:
+            barrier.wait()
+            status, _, answer = gunicorn.request(
+                "POST", f"{ROOT}/studies", body=body, headers={"Content-Type": stow_content_type(BOUNDARY)}
+            )
+            results.append((status, answer))
 
-    # when: both at once (gunicorn runs two requests in parallel)
-    threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+        # when: both at once (gunicorn runs two requests in parallel)
+        threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
 
-    # then: both answered 200; one patient, study and series row; the counts are right
-    assert [status for status, _ in results] == [200, 200], (results, gunicorn.logs())
-    expected = 10 if same_instances else 20
-    assert (Patient.objects.count(), Study.objects.count(), Series.objects.count()) == (1, 1, 1)
-    assert Instance.objects.count() == expected
-    study, series = Study.objects.get(), Series.objects.get()
-    assert (study.number_of_series, study.number_of_instances, study.modalities_in_study) == (1, expected, "CT")
-    assert series.number_of_instances == expected
-    _assert_stored_identical(org, first + second)
+        # then: both answered 200; one patient, study and series row; the counts are right
+        assert [status for status, _ in results] == [200, 200], (round_, results, gunicorn.logs())
+        expected = 10 if same_instances else 20
+        study = Study.objects.get(study_instance_uid=study_uid)
+        assert Patient.objects.filter(patient_id=f"P{round_}").count() == 1
+        assert Series.objects.filter(study=study).count() == 1
+        assert Instance.objects.filter(series__study=study).count() == expected
+        series = Series.objects.get(study=study)
+        assert (study.number_of_series, study.number_of_instances, study.modalities_in_study) == (1, expected, "CT")
+        assert series.number_of_instances == expected
+        _assert_stored_identical(org, first + second)

@@ -11,6 +11,7 @@ from typing import Any
 import pydicom
 import pytest
 from django.conf import settings
+from pydicom.uid import generate_uid
 
 from apps.medical.dicom_files import DATA_SET_DOES_NOT_MATCH
 from apps.medical.models import Instance, Patient, Series, Study
@@ -444,13 +445,15 @@ def test_other_roles_sessions_are_403(client_for: Callable[..., Any], org: Any, 
 # --- bodies of many parts (batches), empty parts, refusals inside a batch -----------------------------
 
 
-def _ct_copies(folder: Path, count: int, **changes: Any) -> list[Path]:
-    """`count` distinct instances (new SOP Instance UIDs) made from CT_small by pydicom."""
+def ct_copies(folder: Path, count: int, **changes: Any) -> list[Path]:
+    """`count` distinct instances (new SOP Instance UIDs) made from CT_small by pydicom, with
+    `changes` (keyword: value) applied to each."""
+    folder.mkdir(parents=True, exist_ok=True)
     base = pydicom.dcmread(dicom_path(CT))
     paths = []
     for index in range(count):
         dataset = base.copy()
-        dataset.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.77.{len(list(folder.iterdir()))}"
+        dataset.SOPInstanceUID = generate_uid()
         dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
         dataset.InstanceNumber = index + 1
         for keyword, value in changes.items():
@@ -463,7 +466,7 @@ def _ct_copies(folder: Path, count: int, **changes: Any) -> list[Path]:
 
 def test_a_body_of_more_parts_than_one_batch(api: Any, org: Any, tmp_path: Path) -> None:
     # given: 120 instances of one series, a broken file in the middle and a repeat at the end
-    paths: list[Path | str] = [*_ct_copies(tmp_path, 120)]
+    paths: list[Path | str] = [*ct_copies(tmp_path, 120)]
     paths.insert(60, "MR_truncated.dcm")
     paths.append(paths[0])
 
@@ -496,8 +499,8 @@ def test_an_instance_whose_series_is_in_another_study_is_refused_and_its_study_i
     assert send(api, stow_body([CT]), stow_content_type()).status_code == 200
     ct_series = pydicom.dcmread(dicom_path(CT), stop_before_pixels=True).SeriesInstanceUID
     new_study = "1.2.826.0.1.3680043.8.498.555"
-    (bad,) = _ct_copies(tmp_path, 1, StudyInstanceUID=new_study, SeriesInstanceUID=ct_series)
-    (good,) = _ct_copies(tmp_path, 1, StudyInstanceUID=new_study, SeriesInstanceUID="1.2.826.0.1.3680043.8.498.556")
+    (bad,) = ct_copies(tmp_path, 1, StudyInstanceUID=new_study, SeriesInstanceUID=ct_series)
+    (good,) = ct_copies(tmp_path, 1, StudyInstanceUID=new_study, SeriesInstanceUID="1.2.826.0.1.3680043.8.498.556")
 
     # when
     response = send(api, stow_body([bad, good]), stow_content_type())
