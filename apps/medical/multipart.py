@@ -80,8 +80,13 @@ def multipart_parts(stream: IO[bytes], boundary: bytes, directory: Path) -> Iter
         ending = reader.peek(2)
         if ending == b"--":
             return  # the closing boundary; whatever follows is epilogue
-        if not reader.skip_past(b"\n", limit=MAX_HEADER_BYTES):  # transport padding, then CRLF
+        line = reader.read_line(limit=MAX_HEADER_BYTES)
+        if line is None:
             raise MultipartError("A boundary line does not end.")
+        if line.strip(b" \t\r\n"):
+            # RFC 2046 5.1.1: only transport padding (spaces, tabs) may follow a boundary; a longer
+            # boundary that starts with ours means the body does not use the boundary it declared
+            raise MultipartError("A boundary line holds more than the boundary.")
         headers = reader.read_headers()
         content_type = MediaType.parse(headers.get("content-type", "application/dicom"))
         path = directory / f"part-{uuid.uuid4().hex}"
@@ -131,6 +136,22 @@ class _Reader:
             start = max(0, len(self.buffer) - len(marker) + 1)
             if not self._fill():
                 return False
+
+    def read_line(self, *, limit: int) -> bytes | None:
+        """The bytes up to and including the next LF (consumed); None if the stream ends first or
+        no LF comes within `limit` bytes."""
+        start = 0
+        while True:
+            found = self.buffer.find(b"\n", start)
+            if found >= 0:
+                line = bytes(self.buffer[: found + 1])
+                del self.buffer[: found + 1]
+                return line
+            if len(self.buffer) > limit:
+                return None
+            start = len(self.buffer)
+            if not self._fill():
+                return None
 
     def read_headers(self) -> dict[str, str]:
         """The part's header lines up to the blank line (lower-case names); none is fine."""

@@ -137,6 +137,8 @@ def test_part_headers_are_parsed_with_their_parameters(tmp_path: Path) -> None:
         b"--b\r\n\r\nA\r\n--b",  # truncated right after a delimiter
         b"--b\r\nContent-Type: application/dicom\r\n",  # the headers never end
         b"--b\r\n\r\nA\r\n--bxx",  # not a delimiter line: the part never ends
+        b"--b\r\n\r\nA\r\n--bxx\r\n\r\nB\r\n--b--",  # a longer boundary starting with ours
+        b"--bx\r\n\r\nA\r\n--b--",
     ],
     ids=[
         "empty",
@@ -146,6 +148,8 @@ def test_part_headers_are_parsed_with_their_parameters(tmp_path: Path) -> None:
         "truncated-after-delimiter",
         "no-header-end",
         "bad-line",
+        "longer-boundary",
+        "longer-first-boundary",
     ],
 )
 def test_malformed_bodies_raise_multipart_error(tmp_path: Path, size: int, data: bytes) -> None:
