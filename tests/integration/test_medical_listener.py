@@ -26,19 +26,17 @@ from django.db import connection
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.association import Association
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # generated at import
 
 from apps.medical.models import Instance, Series, Study
 from apps.medical.services import dicom_node_create
 from core.audit.models import AuditEvent
 from core.tenancy.actors import Actor
 from tests.medical.conftest import CT, MR, MULTIFRAME_J2K, dicom_path
+from tests.medical.test_listener import LISTENER_AE, MODALITY_AE, scu_associations
 from tests.realservices import REPO_ROOT, RealServices, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-LISTENER_AE = "TESSERA"
-MODALITY_AE = "INT_CT"
 START_TIMEOUT_S = 60.0
 
 
@@ -102,22 +100,8 @@ def node(org: Any) -> Any:
 
 @pytest.fixture
 def associate(listener: ListenerProcess) -> Iterator[Callable[..., Association]]:
-    opened: list[Association] = []
-
-    def open_association(*files: Path, calling: str = MODALITY_AE) -> Association:
-        ae = AE(ae_title=calling)
-        ae.add_requested_context(Verification)
-        for path in files:
-            dataset = pydicom.dcmread(path, stop_before_pixels=True)
-            ae.add_requested_context(dataset.SOPClassUID, dataset.file_meta.TransferSyntaxUID)
-        assoc = ae.associate("127.0.0.1", listener.port, ae_title=LISTENER_AE)
-        opened.append(assoc)
-        return assoc
-
-    yield open_association
-    for assoc in opened:
-        if assoc.is_established:
-            assoc.release()
+    with scu_associations(listener.port) as open_association:
+        yield open_association
 
 
 def _retrieve(api: Any, instance: Instance) -> bytes:

@@ -8,6 +8,7 @@ commit their rows (`transaction=True`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -63,10 +64,11 @@ def node(org: Any) -> Any:
     return dicom_node_create(actor=Actor.system(org), ae_title=MODALITY_AE, description="CT in room 3")
 
 
-@pytest.fixture
-def associate(listener: StorageListener) -> Iterator[Callable[..., Association]]:
-    """`associate(*files, calling=..., called=...)`: an association proposing Verification and
-    each file's SOP class in its own transfer syntax; released at teardown."""
+@contextlib.contextmanager
+def scu_associations(port: int) -> Iterator[Callable[..., Association]]:
+    """`associate(*files, calling=..., called=...)`: a pynetdicom SCU association to the listener
+    at `port` proposing Verification and each file's SOP class in its own transfer syntax; every
+    one still established is released when the block ends."""
     opened: list[Association] = []
 
     def open_association(*files: Path, calling: str = MODALITY_AE, called: str = LISTENER_AE) -> Association:
@@ -75,14 +77,22 @@ def associate(listener: StorageListener) -> Iterator[Callable[..., Association]]
         for path in files:
             dataset = pydicom.dcmread(path, stop_before_pixels=True)
             ae.add_requested_context(dataset.SOPClassUID, dataset.file_meta.TransferSyntaxUID)
-        assoc = ae.associate("127.0.0.1", listener.port, ae_title=called)
+        assoc = ae.associate("127.0.0.1", port, ae_title=called)
         opened.append(assoc)
         return assoc
 
-    yield open_association
-    for assoc in opened:
-        if assoc.is_established:
-            assoc.release()
+    try:
+        yield open_association
+    finally:
+        for assoc in opened:
+            if assoc.is_established:
+                assoc.release()
+
+
+@pytest.fixture
+def associate(listener: StorageListener) -> Iterator[Callable[..., Association]]:
+    with scu_associations(listener.port) as open_association:
+        yield open_association
 
 
 def rejection(assoc: Association) -> tuple[int, int, int]:
