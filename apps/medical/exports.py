@@ -53,14 +53,28 @@ MAX_EXPORT_STUDIES = 1000
 # --- de-identifying one dataset --------------------------------------------------------------------
 
 
-def dataset_deidentify(dataset: Dataset, *, organization: Organization, options: DeidOptions) -> DeidResult:
-    """`deidentify` with `organization`'s UID map and date shifts (the source archive's)."""
-    return deidentify(
-        dataset,
-        options=options,
-        uid_for=uid_for_organization(organization),
-        date_shift_days=date_shift_for_organization(organization),
-    )
+@dataclass(frozen=True)
+class OrganizationDeidentifier:
+    """`deidentify` with one organization's UID map and date shifts (the source archive's).
+
+    One per job: its lookups are remembered across instances, so the study's and series' UIDs
+    and the patient's shift are read from the database once, not once per instance.
+    """
+
+    options: DeidOptions
+    uid_for: Callable[[str], str]
+    date_shift_days: Callable[[str], int]
+
+    @classmethod
+    def for_organization(cls, organization: Organization, options: DeidOptions) -> OrganizationDeidentifier:
+        return cls(
+            options=options,
+            uid_for=uid_for_organization(organization),
+            date_shift_days=date_shift_for_organization(organization),
+        )
+
+    def __call__(self, dataset: Dataset) -> DeidResult:
+        return deidentify(dataset, options=self.options, uid_for=self.uid_for, date_shift_days=self.date_shift_days)
 
 
 def dataset_write(dataset: Dataset, path: Path) -> tuple[str, int]:
@@ -97,7 +111,7 @@ def receipt_deidentify(*, policy: ArchiveSettings, inspected: InspectedInstance)
     again once reviewed, with Burned In Annotation set to NO.
     """
     options = DeidOptions.from_dict(policy.deidentify_options or {})
-    result = dataset_deidentify(inspected.dataset, organization=policy.organization, options=options)
+    result = OrganizationDeidentifier.for_organization(policy.organization, options)(inspected.dataset)
     if result.needs_review:
         raise InstanceRefused(
             PROCESSING_FAILURE,
@@ -240,7 +254,7 @@ def export_execute(*, export_id: int, report: Callable[..., None]) -> dict[str, 
     """Run an export (the job): de-identify every instance of its studies, one progress step each."""
     export = Export.objects.select_related("organization", "target_organization", "created_by").get(pk=export_id)
     source = export.organization
-    options = DeidOptions.from_dict(export.options)
+    deidentifier = OrganizationDeidentifier.for_organization(source, DeidOptions.from_dict(export.options))
     instances = list(
         Instance.objects.select_related("series__study")
         .defer("attributes", "series__attributes", "series__study__attributes")  # the job reads the files
@@ -271,7 +285,11 @@ def export_execute(*, export_id: int, report: Callable[..., None]) -> dict[str, 
         try:
             for index, instance in enumerate(instances, start=1):
                 held = _export_one(
-                    instance=instance, options=options, folder=folder, archive=archive, target_actor=target_actor
+                    instance=instance,
+                    deidentifier=deidentifier,
+                    folder=folder,
+                    archive=archive,
+                    target_actor=target_actor,
                 )
                 if held is None:
                     exported += 1
@@ -305,7 +323,7 @@ def export_execute(*, export_id: int, report: Callable[..., None]) -> dict[str, 
 def _export_one(
     *,
     instance: Instance,
-    options: DeidOptions,
+    deidentifier: OrganizationDeidentifier,
     folder: Path,
     archive: zipfile.ZipFile | None,
     target_actor: Actor | None,
@@ -318,7 +336,7 @@ def _export_one(
     }
     with default_storage.open(instance.file, "rb") as handle:
         dataset = pydicom.dcmread(handle)
-    result = dataset_deidentify(dataset, organization=instance.organization, options=options)
+    result = deidentifier(dataset)
     if result.needs_review:
         return {**held, "reason": result.review_reason}
     out = result.dataset
