@@ -108,3 +108,11 @@ class ExportForm(forms.Form):
 
     def options(self) -> dict[str, bool]:
         return {name: bool(self.cleaned_data.get(name)) for name in DeidOptions.__dataclass_fields__}
+
+
+class DicomNodeForm(forms.Form):
+    """An org admin allows a modality or PACS to send to the listener (validated by the service)."""
+
+    ae_title = forms.CharField(max_length=16, label="Calling AE title", strip=False)
+    host = forms.CharField(required=False, max_length=255, label="Host (empty: any)")
+    description = forms.CharField(required=False, max_length=200, label="Description")

@@ -11,6 +11,7 @@ _STUDY = "studies/<str:study_uid>/"
 urlpatterns = [
     path("", views.study_list, name="study-list"),
     path("upload/", views.upload, name="upload"),
+    path("dicom-nodes/", views.dicom_nodes, name="dicom-nodes"),
     path(_STUDY, views.study_detail, name="study-detail"),
     path(f"{_STUDY}delete/", views.study_delete, name="study-delete"),
     path(f"{_STUDY}export/", views.study_export, name="study-export"),

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -24,7 +25,7 @@ from apps.medical import exports, ohif, rendering, selectors, services
 from apps.medical.access_log import AccessLogFilters, access_log_read
 from apps.medical.choices import AccessKind
 from apps.medical.dicomweb.base import API_ROOT
-from apps.medical.forms import ExportForm, StudyDeleteForm, StudySearchForm, UploadForm
+from apps.medical.forms import DicomNodeForm, ExportForm, StudyDeleteForm, StudySearchForm, UploadForm
 from apps.medical.models import Instance, Series, Study
 from apps.medical.uploads import upload_receive
 from core.errors import DomainError
@@ -259,3 +260,43 @@ def ohif_app_config(request: HttpRequest, actor: Actor) -> HttpResponse:
 def ohif_files(request: HttpRequest, actor: Actor, path: str = "") -> HttpResponseBase:
     # No PHI here: the viewer's code. Its DICOMweb requests record their own access rows.
     return ohif.serve(request, path)
+
+
+@clinician_required
+def dicom_nodes(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The modalities and PACS allowed to send to the listener (org admins): list, add, (de)activate, remove."""
+    if not actor.is_org_admin:
+        raise PermissionDenied("Only organization admins may manage DICOM nodes.")
+    form = DicomNodeForm(request.POST if request.method == "POST" and "ae_title" in request.POST else None)
+    status = 200
+    if request.method == "POST":
+        try:
+            if "ae_title" in request.POST:
+                if form.is_valid():
+                    node = services.dicom_node_create(actor=actor, **form.cleaned_data)
+                    messages.success(request, f"{node.ae_title} may now send to {settings.DICOM_AE_TITLE}.")
+                    return redirect("medical:dicom-nodes")
+                status = 400
+            else:
+                node = selectors.dicom_node_get(org=actor.organization, node_id=int(request.POST.get("node", 0)))
+                if request.POST.get("action") == "delete":
+                    services.dicom_node_delete(actor=actor, node=node)
+                    messages.success(request, f"{node.ae_title} was removed.")
+                else:
+                    services.dicom_node_update(actor=actor, node=node, data={"active": not node.active})
+                return redirect("medical:dicom-nodes")
+        except DomainError as exc:
+            if exc.code == "not_found":
+                raise Http404(exc.message) from None
+            add_domain_error(form, exc)
+            status = 400
+        except ValueError:
+            raise Http404("DICOM node not found.") from None
+    context = {
+        "nodes": selectors.dicom_node_list(org=actor.organization),
+        "form": form,
+        "listener_ae_title": settings.DICOM_AE_TITLE,
+        "listener_port": settings.DICOM_PORT,
+    }
+    return render(request, "medical/dicom_nodes.html", context, status=status)
+

@@ -7,14 +7,17 @@ import io
 import json
 import re
 import zipfile
+from typing import Any
 
 import pydicom
 import pytest
 from pydicom.uid import UID
 
-from apps.medical.models import Export, Instance, PhiAccess, PhiAccessStudy, Study
+from apps.medical.models import DicomNode, Export, Instance, PhiAccess, PhiAccessStudy, Study
 from apps.medical.ohif import ohif_dist
+from apps.medical.services import dicom_node_create
 from core.audit.models import AuditEvent
+from core.tenancy.actors import Actor
 from tests.medical.conftest import CT, MR, MULTIFRAME, dicom_path
 
 pytestmark = pytest.mark.django_db
@@ -483,3 +486,55 @@ def test_export_refusals(client_for, org, other_org, stored):
     export = Export.objects.get(organization=org)
     assert client_for(other_org, "org_admin").get(f"{PORTAL}exports/{export.pk}/").status_code == 404
     assert client_for(org, "clinician").get(f"{PORTAL}exports/{export.pk}/").status_code == 403
+
+
+# --- DICOM nodes (org admins) ---------------------------------------------------------------------
+
+
+def test_an_org_admin_adds_deactivates_and_removes_a_dicom_node(client_for: Any, org: Any) -> None:
+
+    # given
+    client = client_for(org, "org_admin")
+    # when: added
+    response = client.post("/portal/medical/dicom-nodes/", {"ae_title": "CT_SCANNER_1", "host": "10.0.0.5"})
+    # then
+    assert response.status_code == 302
+    node = DicomNode.objects.get(organization=org)
+    assert (node.ae_title, node.host, node.active) == ("CT_SCANNER_1", "10.0.0.5", True)
+    page = client.get("/portal/medical/dicom-nodes/")
+    assert page.status_code == 200 and b"CT_SCANNER_1" in page.content and b"11112" in page.content
+    # when: deactivated, then removed
+    assert client.post("/portal/medical/dicom-nodes/", {"node": node.pk, "action": "toggle"}).status_code == 302
+    node.refresh_from_db()
+    assert node.active is False
+    assert client.post("/portal/medical/dicom-nodes/", {"node": node.pk, "action": "delete"}).status_code == 302
+    assert not DicomNode.objects.exists()
+    assert AuditEvent.objects.filter(organization=org, action__startswith="medical.dicom_node").count() == 3
+
+
+def test_a_bad_or_taken_ae_title_is_shown_on_the_form(client_for: Any, org: Any, other_org: Any) -> None:
+
+    # given: another organization uses the title
+    dicom_node_create(actor=Actor.system(other_org), ae_title="SHARED_AE")
+    client = client_for(org, "org_admin")
+    # when / then
+    taken = client.post("/portal/medical/dicom-nodes/", {"ae_title": "SHARED_AE"})
+    assert taken.status_code == 400 and b"already in use" in taken.content and b"globex" not in taken.content
+    bad = client.post("/portal/medical/dicom-nodes/", {"ae_title": "BAD\\TITLE"})
+    assert bad.status_code == 400
+    assert client.post("/portal/medical/dicom-nodes/", {"ae_title": ""}).status_code == 400
+
+
+def test_dicom_nodes_are_for_org_admins_and_stay_in_their_organization(
+    client_for: Any, org: Any, other_org: Any
+) -> None:
+
+    # given: a node of another organization
+    theirs = dicom_node_create(actor=Actor.system(other_org), ae_title="THEIR_CT")
+    admin = client_for(org, "org_admin")
+    # when / then: not listed, not changeable (404), and a clinician may not manage nodes
+    assert b"THEIR_CT" not in admin.get("/portal/medical/dicom-nodes/").content
+    assert admin.post("/portal/medical/dicom-nodes/", {"node": theirs.pk, "action": "delete"}).status_code == 404
+    assert admin.post("/portal/medical/dicom-nodes/", {"node": "x", "action": "delete"}).status_code == 404
+    assert DicomNode.objects.filter(pk=theirs.pk).exists()
+    assert client_for(org, "clinician").get("/portal/medical/dicom-nodes/").status_code == 403
