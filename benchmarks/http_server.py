@@ -36,13 +36,13 @@ def timed_request(
 
 
 @contextmanager
-def gunicorn_server(var_dir: Path, key: str, ready_path: str) -> Iterator[int]:
-    """A gunicorn with 1 worker and 1 thread on a free port; yields the port once `ready_path` answers 200."""
+def gunicorn_server(var_dir: Path, key: str, ready_path: str, *, threads: int = 1) -> Iterator[int]:
+    """A gunicorn with 1 worker and `threads` threads on a free port; yields the port once `ready_path` answers 200."""
     port = free_port()
     env = {**os.environ, "VAR_DIR": str(var_dir), "DJANGO_ENV": "test", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
     command = [sys.executable, "-m", "gunicorn", "core.wsgi:application", "-b", f"127.0.0.1:{port}"]
     server = subprocess.Popen(
-        [*command, "-w", "1", "--threads", "1", "--timeout", "600"],
+        [*command, "-w", "1", "--threads", str(threads), "--timeout", "600"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

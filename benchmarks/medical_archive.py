@@ -30,19 +30,16 @@ import argparse
 import http.client
 import io
 import json
-import os
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.http_server import free_port, timed_request
+from benchmarks.http_server import gunicorn_server, timed_request
+from benchmarks.medical_listener import ct_instances
+from benchmarks.throwaway_database import PG_SERVER, django_on_throwaway_database
 from benchmarks.timing import median_of
 
-PG_SERVER = "postgres://postgres@127.0.0.1:5432"
-SOURCE_FILE = "693_UNCI.dcm"
 FLOOR_PATH = "/api/v1/jobs/"
 ROOT = "/api/v1/medical/dicomweb"
 STOW_BATCH = 25
@@ -52,52 +49,10 @@ GOALS = {"stow_per_s": 100.0, "stow_ratio": 0.5}
 # --- Setup ------------------------------------------------------------------------------------
 
 
-def _admin_sql(server_url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def _setup_django(var_dir: Path, database_url: str) -> None:
-    os.environ["VAR_DIR"] = str(var_dir)
-    os.environ["DJANGO_ENV"] = "test"
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
 def _percentiles(values: list[float]) -> tuple[float, float]:
     import numpy as np
 
     return float(np.percentile(values, 50)), float(np.percentile(values, 99))
-
-
-def make_instances(folder: Path, count: int) -> list[Path]:
-    """`count` CT-sized instances of one new series, from pydicom-data's 512 x 512 CT slice."""
-    import pydicom
-    from pydicom.data import get_testdata_file
-    from pydicom.uid import generate_uid
-
-    source = pydicom.dcmread(str(get_testdata_file(SOURCE_FILE)))
-    study_uid, series_uid = generate_uid(), generate_uid()
-    paths = []
-    for number in range(1, count + 1):
-        source.StudyInstanceUID = study_uid
-        source.SeriesInstanceUID = series_uid
-        source.SOPInstanceUID = generate_uid()
-        source.file_meta.MediaStorageSOPInstanceUID = source.SOPInstanceUID
-        source.InstanceNumber = number
-        path = folder / f"ct-{number:05d}.dcm"
-        source.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
 
 
 def _stow_body(paths: list[Path], boundary: str) -> bytes:
@@ -294,32 +249,6 @@ def rendered_benchmark(port: int, key: str, instance_path: str, source: Path, re
 # --- Run ------------------------------------------------------------------------------------------
 
 
-def _gunicorn(var_dir: Path, key: str, threads: int = 2) -> Any:
-    import subprocess
-
-    from benchmarks.http_server import ROOT as REPO
-
-    port = free_port()
-    env = {**os.environ, "VAR_DIR": str(var_dir), "DJANGO_ENV": "test", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-    command = [sys.executable, "-m", "gunicorn", "core.wsgi:application", "-b", f"127.0.0.1:{port}"]
-    server = subprocess.Popen(
-        [*command, "-w", "1", "--threads", str(threads), "--timeout", "600"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            if timed_request(port, "GET", FLOOR_PATH, key)[0] == 200:
-                return server, port
-        except OSError:
-            pass
-        time.sleep(0.2)
-    server.terminate()
-    raise RuntimeError("gunicorn did not start")
-
-
 def _listener_benchmark(paths: list[Path]) -> dict[str, Any] | str:
     try:
         from benchmarks import medical_listener
@@ -343,21 +272,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.instances, args.studies, args.requests, args.repeat = 100, 2_000, 50, 1
-    server_url = args.database_url.rstrip("/")
-    db_name = f"tessera_bench_medical_{os.getpid()}"
-    _admin_sql(server_url, f'CREATE DATABASE "{db_name}"')
     started = time.perf_counter()
-    try:
-        with tempfile.TemporaryDirectory(prefix="tessera-bench-") as tmp:
-            var_dir = Path(tmp)
-            _setup_django(var_dir, f"{server_url}/{db_name}")
-            results = _run(var_dir, f"{server_url}/{db_name}", args)
-    finally:
-        if "django.db" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        _admin_sql(server_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    with django_on_throwaway_database(args.database_url, "tessera_bench_medical") as (var_dir, database_url):
+        results = _run(var_dir, database_url, args)
     print(f"\n## Medical archive benchmark ({'--quick' if args.quick else 'full'}; medians)\n")
     print(_table(results))
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
@@ -373,12 +290,11 @@ def _run(var_dir: Path, database_url: str, args: argparse.Namespace) -> dict[str
     results: dict[str, Any] = {}
     source_folder = var_dir / "source"
     source_folder.mkdir()
-    paths = make_instances(source_folder, args.instances)
+    paths = ct_instances(args.instances, source_folder)
     print(f"PostgreSQL; {len(paths)} CT instances of {paths[0].stat().st_size / 1e3:.0f} kB", flush=True)
 
     results["raw_stow"] = raw_stow_benchmark(database_url, paths)
-    server, port = _gunicorn(var_dir, key)
-    try:
+    with gunicorn_server(var_dir, key, FLOOR_PATH, threads=2) as port:
         results["stow"] = stow_benchmark(port, key, paths)
         print(
             f"1. STOW: {results['stow']['per_s']:.0f} instances/s (raw {results['raw_stow']['per_s']:.0f})", flush=True
@@ -387,7 +303,7 @@ def _run(var_dir: Path, database_url: str, args: argparse.Namespace) -> dict[str
         assert instance is not None
         study_uid = instance.series.study.study_instance_uid
         series_uid = instance.series.series_instance_uid
-        media = Path(os.environ["VAR_DIR"]) / "media"
+        media = var_dir / "media"
         stored = [media / name for name in Instance.objects.order_by("instance_number").values_list("file", flat=True)]
         results["wado"] = wado_benchmark(port, key, study_uid, series_uid, stored, args.repeat)
         print(f"4. WADO: {results['wado']['ours_mb_s']:.0f} MB/s", flush=True)
@@ -398,9 +314,6 @@ def _run(var_dir: Path, database_url: str, args: argparse.Namespace) -> dict[str
         results["qido"] = qido_benchmark(port, key, patient_ids, args.requests)
         results["qido"]["studies"] = args.studies
         print(f"3. QIDO: p50 {results['qido']['p50_ms']:.1f} ms", flush=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     results["listener"] = _listener_benchmark(paths)
     return results
 

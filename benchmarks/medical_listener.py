@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.http_server import free_port
+from benchmarks.throwaway_database import PG_SERVER, django_on_throwaway_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_FILE = "693_UNCI.dcm"
-PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 LISTENER_AE = "TESSERA"
 READY_TIMEOUT_S = 60.0
 
@@ -222,13 +222,6 @@ def compare(paths: Sequence[Path], repeat: int = 3) -> dict[str, Any]:
     }
 
 
-def _admin_sql(server_url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(statement)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--instances", type=int, default=200)
@@ -241,29 +234,9 @@ def main() -> None:
     if args.raw_scp is not None:
         raw_scp_main(args.raw_scp, args.port, LISTENER_AE, args.max_pdu)
         return
-    server_url = args.database_url.rstrip("/")
-    db_name = f"tessera_bench_listener_{os.getpid()}"
-    _admin_sql(server_url, f'CREATE DATABASE "{db_name}"')
-    try:
-        with tempfile.TemporaryDirectory(prefix="tessera-bench-") as tmp:
-            os.environ.update(
-                VAR_DIR=tmp, DJANGO_ENV="test", DATABASE_URL=f"{server_url}/{db_name}", CELERY_TASK_ALWAYS_EAGER="true"
-            )
-            os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
-            import django
-
-            django.setup()
-            from django.core.management import call_command
-
-            call_command("migrate", verbosity=0)
-            paths = ct_instances(args.instances, Path(tmp) / "files")
-            result = compare(paths, repeat=args.repeat)
-    finally:
-        if "django.db" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        _admin_sql(server_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    with django_on_throwaway_database(args.database_url, "tessera_bench_listener") as (var_dir, _):
+        paths = ct_instances(args.instances, var_dir / "files")
+        result = compare(paths, repeat=args.repeat)
     print(
         f"C-STORE of {result['instances']} CT instances ({result['megabytes']} MB), one association, PostgreSQL, "
         f"median of {result['rounds']} rounds:\n"

@@ -47,21 +47,18 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
 import random
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.http_server import gunicorn_server, timed_request
+from benchmarks.throwaway_database import PG_SERVER, django_on_throwaway_database
 from benchmarks.timing import median_of
 
-PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 FLOOR_PATH = "/api/v1/finance/policy/"
 BATCH_EVENTS = 10_000
 ALS_PARAMS = {"factors": 64, "iterations": 15, "regularization": 0.05}
@@ -69,27 +66,6 @@ GOALS = {"overhead_ms": 2.0, "batch_ratio": 0.7, "events_per_s": 20_000.0, "trai
 
 
 # --- Setup: PostgreSQL, Django, the data ---------------------------------------------------------
-
-
-def _admin_sql(server_url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def _setup_django(var_dir: Path, database_url: str) -> None:
-    os.environ["VAR_DIR"] = str(var_dir)
-    os.environ["DJANGO_ENV"] = "test"
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _percentiles(values: list[float]) -> tuple[float, float]:
@@ -514,20 +490,8 @@ def main() -> None:
     if args.quick:
         args.requests, train_repeat = 200, 1
     started = time.perf_counter()
-    server_url = args.database_url.rstrip("/")
-    db_name = f"tessera_bench_retail_{os.getpid()}"
-    _admin_sql(server_url, f'CREATE DATABASE "{db_name}"')
-    try:
-        with tempfile.TemporaryDirectory(prefix="tessera-bench-") as tmp:
-            var_dir = Path(tmp)
-            _setup_django(var_dir, f"{server_url}/{db_name}")
-            _run(var_dir, args, train_repeat, started)
-    finally:
-        if "django.db" in sys.modules:  # let go of our connections before the database goes
-            from django.db import connections
-
-            connections.close_all()
-        _admin_sql(server_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    with django_on_throwaway_database(args.database_url, "tessera_bench_retail") as (var_dir, _):
+        _run(var_dir, args, train_repeat, started)
 
 
 def _run(var_dir: Path, args: argparse.Namespace, train_repeat: int, started: float) -> None:
