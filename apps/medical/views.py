@@ -299,4 +299,3 @@ def dicom_nodes(request: HttpRequest, actor: Actor) -> HttpResponse:
         "listener_port": settings.DICOM_PORT,
     }
     return render(request, "medical/dicom_nodes.html", context, status=status)
-
