@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from apps.medical.dicom_files import PROCESSING_FAILURE, InstanceRefused
 from apps.medical.models import ArchiveSettings
 from apps.medical.selectors import archive_settings_get
-from apps.medical.services import ReceivedFile, StoreCache, StoreOutcome, instance_store, instances_store_batch
+from apps.medical.services import ReceivedFile, StoreCache, StoreOutcome, instances_store_batch
 from core.tenancy.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def instances_receive(
         except Exception:
             logger.exception("Storing a batch of %d files failed; storing them one by one", len(batch))
             cache.clear()
-            results = [_store_one(actor, received, received_via, expected_study_uid, policy) for received in batch]
+            results = [_store_alone(actor, received, received_via, expected_study_uid, policy) for received in batch]
         for result in results:
             if isinstance(result, InstanceRefused):
                 report.refuse(result)
@@ -85,21 +85,19 @@ def _batches(files: Iterable[ReceivedFile]) -> Iterator[list[ReceivedFile]]:
         yield batch
 
 
-def _store_one(
+def _store_alone(
     actor: Actor, received: ReceivedFile, received_via: str, expected_study_uid: str, policy: ArchiveSettings
 ) -> StoreOutcome | InstanceRefused:
+    """One file of a failed batch on its own: only a file that fails by itself is refused (0x0110)."""
     try:
-        return instance_store(
+        (result,) = instances_store_batch(
             actor=actor,
-            path=received.path,
-            sha256=received.sha256,
-            size=received.size,
+            files=[received],
             received_via=received_via,
             expected_study_uid=expected_study_uid,
             archive_settings=policy,
         )
-    except InstanceRefused as refusal:
-        return refusal
     except Exception as exc:  # a failure of ours on one file must not lose the others' answers
         logger.exception("Storing %s failed", received.path.name)
         return InstanceRefused(PROCESSING_FAILURE, f"The archive could not store the instance: {exc}")
+    return result

@@ -285,7 +285,7 @@ def _store(
                     organization=org, sop_instance_uid=inspected.sop_instance_uid, **instance_fields
                 )
                 status = StoreStatus.STORED
-                _count_new(study=study, series=series, series_created=series_created)
+                _count_many([instance], {series.pk} if series_created else set())
             else:
                 previous = Instance.objects.select_for_update().get(
                     organization=org, sop_instance_uid=inspected.sop_instance_uid
@@ -515,18 +515,6 @@ class _LocalFile(File):
         except OSError:  # a scratch file system without hard links: a copy
             shutil.copyfile(self._path, link)
         return str(link)
-
-
-def _count_new(*, study: Study, series: Series, series_created: bool) -> None:
-    """One more instance (and perhaps one more series): atomic increments, so concurrent stores add up."""
-    Series.objects.filter(pk=series.pk).update(number_of_instances=F("number_of_instances") + 1)
-    study_update: dict[str, Any] = {"number_of_instances": F("number_of_instances") + 1}
-    if series_created:
-        study_update["number_of_series"] = F("number_of_series") + 1
-        modalities = set(filter(None, study.modalities_in_study.split("\\"))) | {series.modality} - {""}
-        study_update["modalities_in_study"] = "\\".join(sorted(modalities))
-        study.modalities_in_study = study_update["modalities_in_study"]
-    Study.objects.filter(pk=study.pk).update(**study_update)
 
 
 def _series_left(series_id: int, *, cache: StoreCache) -> None:
