@@ -9,13 +9,12 @@ is two unrelated studies, and another organization's UIDs are simply "not found"
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from apps.medical.choices import AccessKind, DuplicatePolicy, ExportDestination, ReceivedVia
+from core.audit.models import AppendOnlyModel, AppendOnlyQuerySet
 from core.tenancy.models import TimeStampedModel
 
 UID_LENGTH = 64  # PS3.5 6.2: a UI value is at most 64 characters
@@ -220,17 +219,7 @@ class PatientDateShift(models.Model):
         return f"{self.patient_key[:8]}… {self.shift_days:+d} days"
 
 
-class PhiAccessQuerySet(models.QuerySet["PhiAccess"]):
-    """The access log is append-only: bulk updates and deletes are refused."""
-
-    def update(self, **kwargs: Any) -> int:
-        raise PermissionError("The PHI access log is append-only.")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise PermissionError("The PHI access log is append-only.")
-
-
-class PhiAccess(models.Model):
+class PhiAccess(AppendOnlyModel):
     """One request that read protected health information: who, which organization, what kind of
     access, which studies, when, and the request id. One row per request (a search that returned
     forty studies, a retrieve of a study's 300 instances), with one `PhiAccessStudy` per study.
@@ -252,7 +241,8 @@ class PhiAccess(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
 
-    objects = PhiAccessQuerySet.as_manager()
+    append_only_message = "The PHI access log is append-only."
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -262,14 +252,6 @@ class PhiAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.kind}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise PermissionError("The PHI access log is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise PermissionError("The PHI access log is append-only.")
 
 
 class PhiAccessStudy(models.Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -15,17 +15,39 @@ class AuditOutcome(models.TextChoices):
     FAILURE = "failure", "Failure"
 
 
-class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+class AppendOnlyModel(models.Model):
+    """Abstract base of a table whose rows are written once: `save()` of an existing row and
+    `delete()` raise, and so do bulk `update()`/`delete()` through `AppendOnlyQuerySet`.
+
+    Django's own cascades (SET_NULL when a user or key is deleted) go through the base manager,
+    so they still work.
+    """
+
+    append_only_message: ClassVar[str] = "These rows are append-only."
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise PermissionError(self.append_only_message)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(self.append_only_message)
+
+
+class AppendOnlyQuerySet(models.QuerySet[Any]):
     """Bulk writes that would rewrite history are refused, like `save()` on an existing row."""
 
     def update(self, **kwargs: Any) -> int:
-        raise PermissionError("Audit events are append-only.")
+        raise PermissionError(self.model.append_only_message)
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        raise PermissionError("Audit events are append-only.")
+        raise PermissionError(self.model.append_only_message)
 
 
-class AuditEvent(models.Model):
+class AuditEvent(AppendOnlyModel):
     """One recorded action: who, in which organization, did what to which object, when.
 
     Written in the same transaction as the change it records (see `core.audit.services`).
@@ -49,9 +71,8 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
 
-    # `update()`/`delete()` on querysets raise. Django's own cascades (SET_NULL when a user or key
-    # is deleted) go through the base manager, so they still work.
-    objects = AuditEventQuerySet.as_manager()
+    append_only_message = "Audit events are append-only."
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -61,11 +82,3 @@ class AuditEvent(models.Model):
         return (
             f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.object_type}:{self.object_id}"
         )
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise PermissionError("Audit events are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise PermissionError("Audit events are append-only.")
