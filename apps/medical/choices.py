@@ -20,6 +20,7 @@ class ReceivedVia(models.TextChoices):
     UPLOAD = "upload", "Portal upload"
     EXPORT = "export", "De-identified export from another archive"
     DEMO = "demo", "Demo data"
+    AI = "ai", "Written by a Tessera analysis (AI result or report)"
 
 
 class AccessKind(models.TextChoices):
@@ -35,8 +36,45 @@ class AccessKind(models.TextChoices):
     PORTAL = "portal", "Portal page"
     EXPORT = "export", "De-identified export"
     DOWNLOAD = "download", "Download"
+    ANALYSIS = "analysis", "AI analysis result"
+    REPORT = "report", "Clinician's report"
 
 
 class ExportDestination(models.TextChoices):
     ZIP = "zip", "Zip download"
     ORGANIZATION = "organization", "Another organization's archive"
+
+
+class AnalysisTrigger(models.TextChoices):
+    """Why an analysis ran."""
+
+    API = "api", "Requested through the API"
+    PORTAL = "portal", "Requested in the portal"
+    ROUTING = "routing", "A routing rule, on receipt"
+
+
+class FindingLevel(models.TextChoices):
+    INSTANCE = "instance", "Instance"
+    SERIES = "series", "Series"
+
+
+class ReportStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SIGNED = "signed", "Signed (verified)"
+
+
+class AiDecision(models.TextChoices):
+    """What the clinician decided about the AI's suggestion."""
+
+    ACCEPTED = "accepted", "Accepted the AI suggestion"
+    REJECTED = "rejected", "Rejected the AI suggestion"
+    CHANGED = "changed", "Changed the AI suggestion"
+    NO_AI = "", "No AI suggestion"
+
+
+class WorklistState(models.TextChoices):
+    """A study's place in the clinician's worklist (derived, not stored)."""
+
+    NEW = "new", "New"
+    AI_SUGGESTED = "ai_suggested", "AI suggested"
+    REPORTED = "reported", "Reported"

@@ -13,7 +13,16 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from apps.medical.choices import AccessKind, DuplicatePolicy, ExportDestination, ReceivedVia
+from apps.medical.choices import (
+    AccessKind,
+    AiDecision,
+    AnalysisTrigger,
+    DuplicatePolicy,
+    ExportDestination,
+    FindingLevel,
+    ReceivedVia,
+    ReportStatus,
+)
 from core.audit.models import AppendOnlyModel, AppendOnlyQuerySet
 from core.tenancy.models import TimeStampedModel
 
@@ -295,3 +304,134 @@ class Export(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"export {self.pk} ({len(self.study_uids)} studies)"
+
+
+# --- Diagnosis (part 2): routing rules, analyses and their findings, clinicians' reports ---------
+
+
+class RoutingRule(TimeStampedModel):
+    """Analyse every new study whose series match: modality, body part, series description
+    pattern (a case-insensitive regular expression searched in the description); an empty
+    criterion matches anything. The matching series are analysed with the model's `alias`."""
+
+    organization = models.ForeignKey(
+        "core.Organization", on_delete=models.CASCADE, related_name="medical_routing_rules"
+    )
+    name = models.CharField(max_length=100)
+    modality = models.CharField(max_length=16, blank=True)
+    body_part = models.CharField(max_length=16, blank=True)
+    series_description_pattern = models.CharField(max_length=200, blank=True)
+    registered_model = models.ForeignKey("ml.RegisteredModel", on_delete=models.PROTECT, related_name="+")
+    alias = models.CharField(max_length=64, default="production")
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="medical_routing_rule_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Analysis(TimeStampedModel):
+    """One run of an image classifier over a study, done by a Job on the `inference` queue.
+
+    The study-level outcome (suggested label, its probability, every class's probability) is
+    filled when the job succeeds, with the SR and saliency instances it wrote into the study;
+    `errors` lists the instances that could not be read (the job still succeeds with the rest)."""
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="medical_analyses")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="analyses")
+    job = models.OneToOneField("core.Job", on_delete=models.PROTECT, related_name="medical_analysis")
+    model_version = models.ForeignKey("ml.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    alias = models.CharField(max_length=64, blank=True)
+    trigger = models.CharField(max_length=16, choices=AnalysisTrigger.choices, default=AnalysisTrigger.API)
+    routing_rule = models.ForeignKey(
+        RoutingRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="analyses"
+    )
+    suggested_label = models.CharField(max_length=100, blank=True)
+    probability = models.FloatField(null=True, blank=True)
+    probabilities = models.JSONField(default=dict, blank=True)  # {class name: probability}
+    sr_sop_instance_uid = models.CharField(max_length=UID_LENGTH, blank=True)
+    saliency_sop_instance_uid = models.CharField(max_length=UID_LENGTH, blank=True)
+    errors = models.JSONField(default=list, blank=True)  # [{"sop_instance_uid", "error"}]
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "study", "-created_at"], name="medical_analysis_study")]
+
+    def __str__(self) -> str:
+        return f"analysis {self.pk} of {self.study.study_instance_uid}"
+
+
+class AnalysisFinding(models.Model):
+    """A classifier's answer for one instance, or for one series (its instances aggregated).
+
+    `saliency_file` is the storage name of a PNG overlay (Grad-CAM) at the source image's size,
+    kept for the instance the finding concerns most."""
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="+")
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="findings")
+    level = models.CharField(max_length=16, choices=FindingLevel.choices)
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="+")
+    instance = models.ForeignKey(Instance, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    frame_number = models.PositiveIntegerField(null=True, blank=True)
+    suggested_label = models.CharField(max_length=100)
+    probability = models.FloatField()
+    probabilities = models.JSONField(default=dict)
+    saliency_file = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["analysis_id", "level", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["analysis", "level", "series", "instance", "frame_number"],
+                name="medical_finding_unique",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} finding {self.suggested_label} ({self.probability:.2f})"
+
+
+class Report(TimeStampedModel):
+    """A clinician's report on a study, in versions: a draft is edited, signing makes it
+    VERIFIED and immutable (who, when, the content's sha256), and an amendment is a new version
+    linked to the signed one it amends (`amends`), which stays readable."""
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="medical_reports")
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="reports")
+    analysis = models.ForeignKey(Analysis, null=True, blank=True, on_delete=models.PROTECT, related_name="reports")
+    version = models.PositiveIntegerField(default=1)
+    amends = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="amendment")
+    status = models.CharField(max_length=16, choices=ReportStatus.choices, default=ReportStatus.DRAFT)
+    findings = models.TextField(blank=True)
+    impression = models.TextField(blank=True)
+    ai_decision = models.CharField(max_length=16, choices=AiDecision.choices, blank=True)
+    final_label = models.CharField(max_length=100, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    signed_at = models.DateTimeField(null=True, blank=True)
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    sr_sop_instance_uid = models.CharField(max_length=UID_LENGTH, blank=True)
+
+    class Meta:
+        ordering = ["study_id", "-version", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "version"], name="medical_report_study_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"report v{self.version} of {self.study.study_instance_uid} ({self.status})"
