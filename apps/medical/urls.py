@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from apps.medical import apis
+from apps.medical.monitoring_apis import ModelMonitoringApi
 from apps.medical.node_apis import DicomNodeDetailApi, DicomNodeListApi
 
 urlpatterns = [
@@ -22,4 +23,5 @@ urlpatterns = [
     path("exports/", apis.ExportListApi.as_view(), name="medical-export-list"),
     path("exports/<int:export_id>/", apis.ExportDetailApi.as_view(), name="medical-export-detail"),
     path("exports/<int:export_id>/download/", apis.ExportDownloadApi.as_view(), name="medical-export-download"),
+    path("models/<str:name>/monitoring/", ModelMonitoringApi.as_view(), name="medical-model-monitoring"),
 ]
