@@ -1,4 +1,5 @@
-"""What the model-registry pages plot: headline metrics per version (drawn by `core.portal.charts`)."""
+"""What model pages plot, for every kind: headline metrics per version, ROC curves, reliability
+(calibration) diagrams. Drawn by `core.portal.charts`; a domain maps its metrics onto these."""
 
 from __future__ import annotations
 
@@ -33,3 +34,31 @@ def metrics_per_version_chart(versions: Sequence[ModelVersion], *, limit: int = 
             chart.line(points, label=name, markers=True, point_titles=[f"v{n} {name}: {y:.4g}" for n, y in points])
             plotted = True
     return chart.render() if plotted else None
+
+
+def roc_chart(curves: Sequence[tuple[str, Sequence[Sequence[float]]]]) -> SafeString:
+    """ROC curves [(label, [[fpr, tpr], ...]), ...] with the chance diagonal."""
+    chart = XYChart(
+        title="ROC curve", x_label="False positive rate", y_label="True positive rate", x_range=(0, 1), y_range=(0, 1)
+    )
+    chart.line([(0, 0), (1, 1)], colour_name="silver", dashed=True)
+    for label, points in curves:
+        chart.line(points, label=label)
+    return chart.render()
+
+
+def reliability_chart(
+    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    top: float = 1.0,
+) -> SafeString:
+    """Observed rate (y) against predicted probability (x) per bin, one line per series, against
+    the diagonal of a perfectly calibrated model; both axes run from 0 to `top`."""
+    chart = XYChart(title=title, x_label=x_label, y_label=y_label, x_range=(0, top), y_range=(0, top))
+    chart.line([(0, 0), (top, top)], colour_name="silver", dashed=True)
+    for label, points in series:
+        chart.line(points, label=label, markers=True)
+    return chart.render()

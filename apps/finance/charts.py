@@ -11,37 +11,23 @@ from collections.abc import Sequence
 from django.utils.safestring import SafeString
 
 from core.portal.charts import XYChart, hbar_chart
+from ml.charts import reliability_chart
+from ml.charts import roc_chart as roc_chart  # the analyst pages' ROC chart is the shared one
 
 # PSI bands: below 0.10 stable, 0.10-0.25 worth a look, above 0.25 a significant shift.
 PSI_BANDS = ((0.10, "amber"), (0.25, "red"))
 
 
-def roc_chart(curves: Sequence[tuple[str, Sequence[Sequence[float]]]]) -> SafeString:
-    """ROC curves [(label, [[fpr, tpr], ...]), ...] with the chance diagonal."""
-    chart = XYChart(
-        title="ROC curve", x_label="False positive rate", y_label="True positive rate", x_range=(0, 1), y_range=(0, 1)
-    )
-    chart.line([(0, 0), (1, 1)], colour_name="silver", dashed=True)
-    for label, points in curves:
-        chart.line(points, label=label)
-    return chart.render()
-
-
 def calibration_chart(series: Sequence[tuple[str, Sequence[dict[str, float]]]]) -> SafeString:
     """Observed default rate vs mean predicted PD per decile, against the diagonal."""
     top = max([0.05] + [max(r["mean_pd"], r["observed_rate"]) for _, rows in series for r in rows])
-    top = min(1.0, top * 1.1)
-    chart = XYChart(
+    return reliability_chart(
+        [(label, [(r["mean_pd"], r["observed_rate"]) for r in rows]) for label, rows in series],
         title="Calibration by decile",
         x_label="Mean predicted PD",
         y_label="Observed default rate",
-        x_range=(0, top),
-        y_range=(0, top),
+        top=min(1.0, top * 1.1),
     )
-    chart.line([(0, 0), (top, top)], colour_name="silver", dashed=True)
-    for label, rows in series:
-        chart.line([(r["mean_pd"], r["observed_rate"]) for r in rows], label=label, markers=True)
-    return chart.render()
 
 
 def bar_chart(items: Sequence[tuple[str, float]], *, title: str, value_format: str = "{:.1%}") -> SafeString:
