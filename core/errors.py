@@ -54,3 +54,10 @@ class LengthRequired(DomainError):
     """The body's length is unknown and the server cannot read it as a stream here (411)."""
 
     code = "length_required"
+
+
+class Gone(DomainError):
+    """The resource is known but its content is no longer available, likely for good (410): a
+    stored file lost from storage behind an index row that still names it."""
+
+    code = "gone"

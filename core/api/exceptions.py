@@ -30,6 +30,7 @@ DOMAIN_STATUS: dict[type[errors.DomainError], int] = {
     errors.UnsupportedMediaType: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     errors.NotAcceptable: status.HTTP_406_NOT_ACCEPTABLE,
     errors.LengthRequired: status.HTTP_411_LENGTH_REQUIRED,
+    errors.Gone: status.HTTP_410_GONE,
 }
 
 

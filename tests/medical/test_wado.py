@@ -818,3 +818,34 @@ def test_dicomweb_client_retrieves_from_a_live_server(
     series_png = client.retrieve_series_rendered(mr_study, mr_series, media_types=("image/png",))
     assert Image.open(io.BytesIO(series_png)).size == (64, 64)
     session.close()
+
+
+# --- a stored file lost from storage ------------------------------------------------------------
+
+
+def test_a_file_lost_from_storage_is_a_410_not_a_500(
+    api: Any, stored: Callable[..., None], ct_series: Callable[[int], list[Path]], caplog: Any
+) -> None:
+    # given: a series of two instances, the second one's file gone from storage behind its row
+    files = ct_series(2)
+    stored(*files)
+    study, series, sop = uids(files[1])
+    default_storage.delete(Instance.objects.get(sop_instance_uid=sop).file)
+    instance = f"{ROOT}/studies/{study}/series/{series}/instances/{sop}"
+    # then: every single-instance read answers 410 in the error shape, and the error is logged
+    for path, accept in (
+        (instance, DICOMWEB_CLIENT_ACCEPT),
+        (f"{instance}/frames/1", OHIF_FRAMES_ACCEPT),
+        (f"{instance}/rendered", "image/jpeg"),
+    ):
+        response = api.get(path, HTTP_ACCEPT=accept)
+        assert_error(response, 410, "instance_file_missing")
+    assert "missing from storage" in caplog.text
+    # a series retrieve has begun its body when it meets the lost file: it ends without the
+    # closing delimiter, so a client sees a broken body, never a silently shorter series
+    response = api.get(f"{ROOT}/studies/{study}/series/{series}", HTTP_ACCEPT=DICOMWEB_CLIENT_ACCEPT)
+    assert response.status_code == 200
+    with pytest.raises(FileNotFoundError):
+        body_of(response)
+    # metadata never opens a file: still answered from the index
+    assert api.get(f"{instance}/metadata").status_code == 200

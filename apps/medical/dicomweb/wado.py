@@ -40,6 +40,7 @@ thumbnail, bulkdata) naming the study, however many instances or frames it carri
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -72,7 +73,7 @@ from apps.medical.models import Instance
 from apps.medical.multipart import multipart_stream, new_boundary
 from apps.medical.selectors import instance_get, instances_of
 from apps.medical.services import phi_access_record
-from core.errors import NotAcceptable, NotFound, ValidationFailed
+from core.errors import Gone, NotAcceptable, NotFound, ValidationFailed
 
 DICOM = "application/dicom"
 OCTET_STREAM = "application/octet-stream"
@@ -101,6 +102,8 @@ COMPRESSED_FRAME_MEDIA_TYPES = {
 _MEDIA_TYPE_ALIASES = {"image/jls": ("image/x-jls",), "image/dicom-rle": ("image/x-dicom-rle",)}
 _PIXEL_DATA_TAGS = frozenset({"7FE00010", "7FE00008", "7FE00009"})
 READ_CHUNK_BYTES = 1 << 20
+
+logger = logging.getLogger(__name__)
 # A frame list is a client-chosen amount of decoding work; a viewer asks for one frame at a time.
 MAX_FRAMES_PER_REQUEST = 4096
 _FRAME_LIST = re.compile(r"^[1-9][0-9]{0,9}(,[1-9][0-9]{0,9})*$")
@@ -169,15 +172,40 @@ def _image_media_type(request: HttpRequest) -> str:
 
 
 def _file_chunks(name: str) -> Iterator[bytes]:
-    """The stored file's bytes in chunks, opened only when the response body gets to it."""
-    with default_storage.open(name, "rb") as handle:
+    """The stored file's bytes in chunks, opened only when the response body gets to it.
+
+    A file lost from storage once the multipart body has started cannot change the status any
+    more: the error is logged and the body ends without its closing delimiter, which every
+    multipart client reports as a broken response rather than silently missing one instance."""
+    try:
+        handle = default_storage.open(name, "rb")
+    except FileNotFoundError:
+        logger.error("The archive's file %s is missing from storage (run medical_storage_check)", name)
+        raise
+    with handle:
         while chunk := handle.read(READ_CHUNK_BYTES):
             yield chunk
 
 
+def _missing(instance: Instance) -> Gone:
+    logger.error(
+        "The archive's file %s of instance %s is missing from storage (run medical_storage_check)",
+        instance.file,
+        instance.sop_instance_uid,
+    )
+    return Gone(
+        f"The stored file of instance {instance.sop_instance_uid} is missing from the archive's storage; "
+        "the archive's administrators have been told.",
+        code="instance_file_missing",
+    )
+
+
 def _dataset(instance: Instance) -> Dataset:
-    with default_storage.open(instance.file, "rb") as handle:
-        return pydicom.dcmread(handle)
+    try:
+        with default_storage.open(instance.file, "rb") as handle:
+            return pydicom.dcmread(handle)
+    except FileNotFoundError as exc:
+        raise _missing(instance) from exc
 
 
 def _instance_path(instance: Instance) -> str:
@@ -245,6 +273,8 @@ def _retrieve(request: Request, target: _Target) -> HttpResponseBase:
         transfer_syntaxes=frozenset(syntaxes) if len(syntaxes) == 1 else frozenset(),
         single_part=False,
     )
+    if target.sop_uid and not default_storage.exists(instances[0].file):
+        raise _missing(instances[0])  # one instance: still time for a status (410), not a broken body
     _record(request, AccessKind.RETRIEVE, instances, target)
     parts = (
         ({"Content-Type": f"{DICOM}; transfer-syntax={instance.transfer_syntax_uid}"}, _file_chunks(instance.file))
