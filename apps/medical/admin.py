@@ -17,11 +17,22 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from apps.medical import services
+from apps.medical import reports, routing, services
 from apps.medical.access_log import AccessLogFilters, access_log_read_audit
-from apps.medical.choices import AccessKind
+from apps.medical.choices import AccessKind, ReportStatus
 from apps.medical.deidentify import DeidOptions
-from apps.medical.models import ArchiveSettings, DicomNode, Instance, PhiAccess, Series, Study
+from apps.medical.models import (
+    Analysis,
+    AnalysisFinding,
+    ArchiveSettings,
+    DicomNode,
+    Instance,
+    PhiAccess,
+    Report,
+    RoutingRule,
+    Series,
+    Study,
+)
 from core.adminkit import (
     OrganizationScopedAdminMixin,
     ReadOnlyAdminMixin,
@@ -219,3 +230,210 @@ class ArchiveSettingsAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
             deidentify_options=obj.deidentify_options,
         )
         copy_saved_row(obj, saved)
+
+
+# --- Clinicians' reports ----------------------------------------------------------------------------
+
+
+class ReportAdminForm(forms.ModelForm):
+    class Meta:
+        model = Report
+        fields = ["findings", "impression", "ai_decision", "final_label"]
+
+
+@admin.register(Report)
+class ReportAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
+    """Reports of the staff's organizations. A signed report is read-only (it is an attestation; the
+    model refuses changes too). A draft's text and decision can be corrected here, through
+    `reports.report_update` (validated and audited as in the portal); nobody signs, adds or deletes
+    a report in the back office. Opening a report is a PHI access and an audited read."""
+
+    form = ReportAdminForm
+    list_display = ["id", "organization", "study", "version", "status", "ai_decision", "signed_by", "signed_at"]
+    list_filter = ["organization", "status", "ai_decision"]
+    search_fields = ["study__study_instance_uid", "final_label"]
+    list_select_related = ["organization", "study", "signed_by"]
+    _always_read_only = [
+        "organization",
+        "study",
+        "analysis",
+        "version",
+        "amends",
+        "status",
+        "author",
+        "signed_by",
+        "signed_at",
+        "content_sha256",
+        "sr_sop_instance_uid",
+        "created_at",
+        "updated_at",
+    ]
+
+    def get_fields(self, request: HttpRequest, obj: Report | None = None) -> Any:
+        return [
+            *self._always_read_only[:6],
+            "findings",
+            "impression",
+            "ai_decision",
+            "final_label",
+            *self._always_read_only[6:],
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Report | None = None) -> Any:
+        if obj is not None and obj.status == ReportStatus.SIGNED:
+            return [*self._always_read_only, "findings", "impression", "ai_decision", "final_label"]
+        return self._always_read_only
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Report | None = None) -> bool:
+        if obj is not None and obj.status == ReportStatus.SIGNED:
+            return False  # the change page still shows it, read-only (view permission)
+        return super().has_change_permission(request, obj)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        report = self.get_object(request, object_id)
+        if report is not None and request.method == "GET":
+            reports.report_read_record(
+                actor=admin_actor(request, report.organization),
+                study=report.study,
+                reports=[report],
+                path=request.get_full_path(),
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Report, form: Any, change: bool) -> None:
+        current = reports.report_get(org=obj.organization, report_id=obj.pk)
+        saved = reports.report_update(
+            actor=_writer(request, obj.organization),
+            report=current,
+            content=reports.ReportContent(
+                **{name: form.cleaned_data.get(name, "") for name in ReportAdminForm.Meta.fields}
+            ),
+        )
+        copy_saved_row(obj, saved)
+
+
+# --- Analyses and routing rules ----------------------------------------------------------------------
+
+
+class _AnalysisPhiAdmin(ReadOnlyAdmin):
+    """An analysis' result is patient data: opening one writes a PHI access row (`analysis`)."""
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        study = obj.study if isinstance(obj, Analysis) else obj.analysis.study
+        services.phi_access_record(
+            actor=admin_actor(request, obj.organization),
+            kind=AccessKind.ANALYSIS,
+            studies=[(study.study_instance_uid, study.patient.patient_id)],
+            path=request.get_full_path(),
+        )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(Analysis)
+class AnalysisAdmin(_AnalysisPhiAdmin):
+    """Analyses are written by their job only (read-only here)."""
+
+    list_display = [
+        "id",
+        "organization",
+        "study",
+        "model_version",
+        "trigger",
+        "suggested_label",
+        "probability",
+        "created_at",
+    ]
+    list_filter = ["organization", "trigger"]
+    search_fields = ["study__study_instance_uid", "suggested_label", "sr_sop_instance_uid"]
+    list_select_related = ["organization", "study", "model_version__registered_model"]
+
+
+@admin.register(AnalysisFinding)
+class AnalysisFindingAdmin(_AnalysisPhiAdmin):
+    list_display = ["id", "organization", "analysis", "level", "series", "instance", "suggested_label", "probability"]
+    list_filter = ["organization", "level"]
+    search_fields = ["series__series_instance_uid", "instance__sop_instance_uid", "suggested_label"]
+    list_select_related = ["organization", "analysis__study", "series", "instance"]
+
+
+class RoutingRuleAdminForm(forms.ModelForm):
+    class Meta:
+        model = RoutingRule
+        fields = [
+            "organization",
+            "name",
+            "modality",
+            "body_part",
+            "series_description_pattern",
+            "registered_model",
+            "alias",
+            "active",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        """The services' own checks, shown on the form (a bad pattern, a model of another kind,
+        an alias the model lacks); the unique name is the model form's constraint check."""
+        cleaned = super().clean() or {}
+        organization = cleaned.get("organization") or getattr(self.instance, "organization", None)
+        try:
+            values = routing.routing_rule_values(cleaned)
+            model = cleaned.get("registered_model")
+            if organization is not None and model is not None:
+                routing.routing_rule_model_check(
+                    actor=Actor.system(organization), registered_model=model, alias=values.get("alias", "production")
+                )
+        except DomainError as error:
+            _form_errors(self, error)
+            return cleaned
+        cleaned.update({name: value for name, value in values.items() if name in cleaned})
+        return cleaned
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
+    """Rules are created, changed and deleted through `routing`'s services (validated, audited)."""
+
+    form = RoutingRuleAdminForm
+    list_display = [
+        "name",
+        "organization",
+        "modality",
+        "body_part",
+        "series_description_pattern",
+        "registered_model",
+        "alias",
+        "active",
+    ]
+    list_filter = ["organization", "active"]
+    search_fields = ["name", "series_description_pattern"]
+    list_select_related = ["organization", "registered_model"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: RoutingRule | None = None) -> Any:
+        return ["organization"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: RoutingRule, form: Any, change: bool) -> None:
+        actor = _writer(request, obj.organization)
+        values = {name: form.cleaned_data[name] for name in routing.RULE_FIELDS if name in form.cleaned_data}
+        if change:
+            saved = routing.routing_rule_update(actor=actor, rule=RoutingRule.objects.get(pk=obj.pk), data=values)
+        else:
+            saved = routing.routing_rule_create(actor=actor, **values)
+        copy_saved_row(obj, saved)
+
+    def delete_model(self, request: HttpRequest, obj: RoutingRule) -> None:
+        routing.routing_rule_delete(actor=_writer(request, obj.organization), rule=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RoutingRule]) -> None:
+        for rule in queryset.select_related("organization", "registered_model"):
+            routing.routing_rule_delete(actor=_writer(request, rule.organization), rule=rule)

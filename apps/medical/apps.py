@@ -20,9 +20,21 @@ class MedicalConfig(DomainAppConfig):
     portal_urls = "apps.medical.portal_urls"
 
     def ready(self) -> None:
-        from apps.medical import tasks  # noqa: F401  (registers the job functions)
+        from apps.medical import (
+            ml,  # noqa: F401  (registers the medical.image_classifier ModelKind)
+            tasks,  # noqa: F401  (registers the job functions)
+        )
+        from apps.medical.ml import MODEL_KIND
+        from apps.medical.training_data import classifier_training_data
+        from ml.kinds import training_data_register
+
+        # The kind trains on what this loader materialises; it never reads the ORM or storage.
+        training_data_register(kind=MODEL_KIND, loader=classifier_training_data)
+        from apps.medical import analysis  # noqa: F401  (registers the medical.analysis job function)
 
     def seed_demo(self, *, org: Organization, stdout: object) -> None:
         from apps.medical.demo import medical_demo_seed
+        from apps.medical.diagnosis_demo import diagnosis_demo_seed
 
         medical_demo_seed(org=org, stdout=stdout)
+        diagnosis_demo_seed(org=org, stdout=stdout)

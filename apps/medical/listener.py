@@ -35,6 +35,9 @@ C-STORE statuses (PS3.4 B.2.3, PS3.7 C):
 | duplicate refused (policy "reject")               | 0x0111 Duplicate SOP Instance |
 | an error of the archive itself (database, disk)   | 0xA700 Refused: Out of Resources (the sender may retry) |
 
+When an association is released or aborted, the studies it stored new instances into go to the
+routing rules (`routing.studies_received_on_receipt`, as the organization's system actor).
+
 Each handler runs in the association's thread: Django database connections are checked
 (`close_old_connections`) around every event and the thread's connection is closed when the
 association ends.
@@ -52,7 +55,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import close_old_connections, connection
 from pydicom.dataset import Dataset
@@ -74,6 +77,7 @@ from apps.medical.dicom_files import (
     InstanceRefused,
 )
 from apps.medical.models import ArchiveSettings, DicomNode
+from apps.medical.routing import studies_received_on_receipt, studies_with_new_instances
 from apps.medical.selectors import archive_settings_get, dicom_node_for_ae_title
 from apps.medical.services import StoreCache, instance_store
 from core.audit.context import client_ip_var, request_id_var
@@ -176,6 +180,8 @@ class _AssociationState:
     peer: str
     cache: StoreCache
     accepted: int = 0  # answered success or warning
+    # studies that got a new (or replaced) instance: routed once, when the association ends
+    study_ids: set[int] = field(default_factory=set)
 
 
 class StorageListener:
@@ -312,6 +318,11 @@ class StorageListener:
                 state.peer,
                 state.accepted,
             )
+            if state.study_ids:
+                # once per association, after its last instance: a study sent as 300 C-STOREs
+                # is analysed once (routing never raises: a store already answered stays stored)
+                with _database(), _audit_context(state):
+                    studies_received_on_receipt(actor=Actor.system(state.node.organization), study_ids=state.study_ids)
         connection.close()  # this association thread's connection
 
     def _on_echo(self, event: Event) -> int:
@@ -347,6 +358,7 @@ class StorageListener:
             logger.exception("C-STORE %s from AE %r failed", sop_uid, state.node.ae_title)
             return _status(0xA700, "The archive could not store the instance.")
         state.accepted += 1
+        state.study_ids |= studies_with_new_instances([outcome])
         if outcome.warning_reason is not None:
             logger.info("C-STORE %s from AE %r: %s", sop_uid, state.node.ae_title, outcome.warning)
             return _status(outcome.warning_reason, outcome.warning)

@@ -9,6 +9,8 @@ is two unrelated studies, and another organization's UIDs are simply "not found"
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -402,6 +404,23 @@ class AnalysisFinding(models.Model):
         return f"{self.level} finding {self.suggested_label} ({self.probability:.2f})"
 
 
+class ReportQuerySet(models.QuerySet["Report"]):
+    """Bulk writes never touch a signed report: `update()`/`delete()` of a set holding one raise.
+
+    A guard beside the services (which refuse first, with a 409): no code path, admin action or
+    shell slip rewrites an attestation."""
+
+    def update(self, **kwargs: Any) -> int:
+        if self.filter(status=ReportStatus.SIGNED).exists():
+            raise PermissionError(Report.signed_message)
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        if self.filter(status=ReportStatus.SIGNED).exists():
+            raise PermissionError(Report.signed_message)
+        return super().delete()
+
+
 class Report(TimeStampedModel):
     """A clinician's report on a study, in versions: a draft is edited, signing makes it
     VERIFIED and immutable (who, when, the content's sha256), and an amendment is a new version
@@ -427,6 +446,9 @@ class Report(TimeStampedModel):
     content_sha256 = models.CharField(max_length=64, blank=True)
     sr_sop_instance_uid = models.CharField(max_length=UID_LENGTH, blank=True)
 
+    signed_message: ClassVar[str] = "A signed report is immutable; amend it instead."
+    objects = ReportQuerySet.as_manager()
+
     class Meta:
         ordering = ["study_id", "-version", "-id"]
         constraints = [
@@ -435,3 +457,14 @@ class Report(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"report v{self.version} of {self.study.study_instance_uid} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Refuse to rewrite a row that is signed in the database (signing itself saves a draft)."""
+        if self.pk is not None and Report.objects.filter(pk=self.pk, status=ReportStatus.SIGNED).exists():
+            raise PermissionError(self.signed_message)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        if self.pk is not None and Report.objects.filter(pk=self.pk, status=ReportStatus.SIGNED).exists():
+            raise PermissionError(self.signed_message)
+        return super().delete(*args, **kwargs)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.medical import views
+from apps.medical import diagnosis_views, model_views, views
 
 app_name = "medical"
 
@@ -20,4 +20,11 @@ urlpatterns = [
     path("ohif/app-config.js", views.ohif_app_config, name="ohif-config"),
     path("ohif/", views.ohif_files, name="ohif"),
     path("ohif/<path:path>", views.ohif_files, name="ohif-files"),
+    path("worklist/", diagnosis_views.worklist_page, name="worklist"),
+    path(f"{_STUDY}report/", diagnosis_views.study_report, name="study-report"),
+    path("reports/<int:report_id>/", diagnosis_views.report_detail, name="report-detail"),
+    path("findings/<int:finding_id>/saliency.png", diagnosis_views.finding_saliency, name="finding-saliency"),
+    path("models/", model_views.model_list, name="model-list"),
+    path("models/<str:name>/", model_views.model_detail, name="model-detail"),
+    path("models/<str:name>/v<int:number>/", model_views.model_detail, name="model-version"),
 ]

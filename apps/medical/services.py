@@ -585,6 +585,9 @@ def study_delete(*, actor: Actor, study: Study, reason: str) -> None:
     files without rows, which `medical_storage_check` finds and removes.
     """
     actor.require_org_admin("delete studies", key_scope=DOMAIN)
+    if study.reports.exists():
+        # a clinician's report (signed: an attestation) is part of the medical record
+        raise Conflict("The study has clinical reports and cannot be deleted.", code="study_has_reports")
     if not reason.strip():
         raise ValidationFailed("A reason is required.", fields={"reason": ["This field is required."]})
     with transaction.atomic():

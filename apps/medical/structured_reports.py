@@ -102,19 +102,16 @@ _ALGORITHM_PARAMETERS = hd.sr.CodedConcept("111002", "DCM", "Algorithm Parameter
 AI_FINDING_TRACKING = "AI finding"
 CLINICIAN_FINDING_TRACKING = "Clinician's finding"
 
-# CID 100 "Quantitative Diagnostic Imaging Procedures" has no generic code per modality for
-# projection X-ray modalities other than "XR unspecified body region", nor for ultrasound or
-# secondary captures: those (and anything unknown) fall back to SCT "Imaging procedure".
+# CID 100 "Quantitative Diagnostic Imaging Procedures": a generic code per cross-sectional modality.
+# Later editions of PS3.16 added "XR unspecified body region" (43468-8) and "Angiography"; the
+# editions validators in use still check against (PixelMed 20220618, Debian's) do not have them
+# and call them errors, so projection X-ray, angiography, ultrasound, secondary captures and
+# anything unknown fall back to SCT "Imaging procedure", which every edition has.
 _PROCEDURE_BY_MODALITY: dict[str, hd.sr.CodedConcept] = {
     "CT": hd.sr.CodedConcept.from_code(codes.cid100.CTUnspecifiedBodyRegion),
     "MR": hd.sr.CodedConcept.from_code(codes.cid100.MRIUnspecifiedBodyRegion),
     "NM": hd.sr.CodedConcept.from_code(codes.cid100.NMUnspecifiedBodyRegion),
     "PT": hd.sr.CodedConcept.from_code(codes.cid100.PETUnspecifiedBodyRegion),
-    "CR": hd.sr.CodedConcept.from_code(codes.cid100.XRUnspecifiedBodyRegion),
-    "DX": hd.sr.CodedConcept.from_code(codes.cid100.XRUnspecifiedBodyRegion),
-    "RF": hd.sr.CodedConcept.from_code(codes.cid100.XRUnspecifiedBodyRegion),
-    "MG": hd.sr.CodedConcept.from_code(codes.cid100.XRUnspecifiedBodyRegion),
-    "XA": hd.sr.CodedConcept.from_code(codes.cid100.Angiography),
 }
 _ACQUISITION_MODALITIES = frozenset(getattr(codes.cid29, name).value for name in codes.cid29.dir())
 GENERIC_PROCEDURE = hd.sr.CodedConcept.from_code(codes.cid100.ImagingProcedure)
@@ -211,8 +208,8 @@ def procedure_code(instances: Sequence[pydicom.Dataset]) -> hd.sr.CodedConcept:
 
     By the first source image's Modality (CT -> LN 25045-6 "CT unspecified body region", MR ->
     25056-3, NM -> 49118-3, PT -> 44136-0 or 44139-4 "PET whole body" when the body part is
-    WHOLEBODY, CR/DX/RF/MG -> 43468-8 "XR unspecified body region", XA -> SCT "Angiography");
-    anything else (OT secondary captures, US, ...) -> SCT 363679005 "Imaging procedure". Body
+    WHOLEBODY); anything else (CR, DX, XA, US, OT secondary captures, ...) -> SCT 363679005
+    "Imaging procedure" (see `_PROCEDURE_BY_MODALITY` for why not the newer XR codes). Body
     part otherwise picks no code: CID 100's region-specific entries are specific *techniques*
     (dynamic MRI of knee, CT perfusion head) a classifier's input says nothing about.
     """
@@ -291,7 +288,24 @@ def _library_images(images: Sequence[pydicom.Dataset]) -> list[pydicom.Dataset]:
         for image in images
         # highdicom's own SOP class -> modality mapping: the one its Image Library entries will use.
         if hd.sr.templates._get_coded_modality(image.SOPClassUID).value in _ACQUISITION_MODALITIES
+        and _describable(image)
     ]
+
+
+def _describable(image: pydicom.Dataset) -> bool:
+    """Whether highdicom can write the image's library entry descriptors (TID 1602-1604).
+
+    They read the geometry a cross-sectional image (Pixel Spacing, Image Orientation and
+    Position (Patient), Slice Thickness) or a projection radiograph (Patient Orientation, Imager
+    Pixel Spacing) should carry; real files do not always (pydicom's `emri_small.dcm` has none).
+    An image without it is left out of the index, like an OT one, and still referenced by every
+    measurement group and the evidence: a missing optional header must not lose the AI result.
+    """
+    try:
+        hd.sr.ImageLibraryEntryDescriptors(image)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _algorithm_identification(algorithm: Algorithm) -> hd.sr.AlgorithmIdentification:

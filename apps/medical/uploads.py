@@ -3,7 +3,8 @@
 Each uploaded file (Django has already streamed large ones to a temporary file) and each member
 of an uploaded zip is copied in chunks to a scratch file while its sha256 is computed, then goes
 through `receiving.instances_receive` with `received_via=UPLOAD`: the same validation,
-duplicates policy and audit as STOW-RS and C-STORE. Nothing is held in memory whole.
+duplicates policy and audit as STOW-RS and C-STORE. Nothing is held in memory whole. The studies
+that got new instances then go to the routing rules (`routing.studies_received_on_receipt`).
 
 A zip is read member by member with limits (member count, uncompressed bytes), so a small zip
 that inflates to terabytes is refused instead of filling the disk.
@@ -23,6 +24,7 @@ from django.core.files.uploadedfile import UploadedFile
 from apps.medical.choices import ReceivedVia
 from apps.medical.dicom_files import CANNOT_UNDERSTAND, InstanceRefused
 from apps.medical.receiving import ReceivedFile, instances_receive
+from apps.medical.routing import studies_received_on_receipt, studies_with_new_instances
 from apps.medical.services import StoreOutcome
 from core.storage import scratch_directory
 from core.tenancy.actors import Actor
@@ -76,6 +78,10 @@ def upload_receive(*, actor: Actor, uploads: Iterable[UploadedFile]) -> UploadRe
             else:
                 report.rows.append(UploadRow(name=pending.name, refusal=result.refused[0]))
             pending.received.path.unlink(missing_ok=True)  # stored (moved or copied) or refused: done with it
+    # after every file is stored: a study uploaded in one go is analysed once, with all of it
+    studies_received_on_receipt(
+        actor=actor, study_ids=studies_with_new_instances(row.outcome for row in report.rows if row.outcome)
+    )
     return report
 
 

@@ -21,7 +21,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.medical import exports, ohif, rendering, selectors, services
+from apps.medical import diagnosis_views, exports, ohif, rendering, selectors, services
 from apps.medical.access_log import AccessLogFilters, access_log_read
 from apps.medical.choices import AccessKind
 from apps.medical.dicomweb.base import API_ROOT
@@ -113,7 +113,8 @@ def _study_context(
 def study_detail(request: HttpRequest, actor: Actor, study_uid: str) -> HttpResponse:
     study = selectors.study_get(org=actor.organization, study_uid=study_uid)
     _record(request, actor, [study])
-    return render(request, "medical/study_detail.html", _study_context(actor, study))
+    context = _study_context(actor, study) | diagnosis_views.ai_panel_context(study=study)
+    return render(request, "medical/study_detail.html", context)
 
 
 def _study_admin_action(
@@ -230,15 +231,17 @@ def series_viewer(request: HttpRequest, actor: Actor, study_uid: str, series_uid
     series = selectors.series_get(org=actor.organization, study_uid=study_uid, series_uid=series_uid)
     _record(request, actor, [series.study], series_uid=series.series_instance_uid)
     center, width = _initial_window(series, series.instances.order_by("instance_number").first())
+    frames = _frames(series)
     return render(
         request,
         "medical/viewer.html",
         {
+            **diagnosis_views.viewer_ai_context(series=series, frames=frames),
             "study": series.study,
             "patient": series.study.patient,
             "series": series,
             "viewer": {
-                "frames": _frames(series),
+                "frames": frames,
                 "presets": [
                     {"name": name, "center": c, "width": w} for name, (c, w) in rendering.WINDOW_PRESETS.items()
                 ],

@@ -7,21 +7,18 @@ import io
 
 import pydicom
 import pytest
-from django.apps import apps
 
-from apps.medical.demo import DEMO_AE_TITLE, demo_files
+from apps.medical.demo import DEMO_AE_TITLE, demo_files, medical_demo_seed
 from apps.medical.models import DicomNode, Instance, Series, Study
-from core.apps import DomainAppConfig
 from core.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
 
 def _seed(org) -> str:
+    """The archive half of the medical seed (the diagnosis half: tests/medical/test_diagnosis_demo.py)."""
     out = io.StringIO()
-    config = apps.get_app_config("medical")
-    assert isinstance(config, DomainAppConfig)
-    config.seed_demo(org=org, stdout=out)
+    medical_demo_seed(org=org, stdout=out)
     return out.getvalue()
 
 

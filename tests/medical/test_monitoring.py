@@ -60,8 +60,17 @@ class Rows:
             completed_at=done,
         )
 
-    def report(self, analysis: Analysis, *, decision: str, signed: dt.datetime | None, version: int = 1) -> Report:
+    def report(
+        self,
+        analysis: Analysis,
+        *,
+        decision: str,
+        signed: dt.datetime | None,
+        version: int = 1,
+        amends: Report | None = None,
+    ) -> Report:
         return Report.objects.create(
+            amends=amends,
             organization=self.org,
             study=analysis.study,
             analysis=analysis,
@@ -102,9 +111,7 @@ def test_an_amendment_replaces_the_decision_it_amends(org: Any, model: Registere
     rows = Rows(org, model)
     analysis = rows.analysis(version=1, label="nodule", done=_at(MONDAY))
     first = rows.report(analysis, decision="changed", signed=_at(MONDAY))
-    amended = rows.report(analysis, decision="accepted", signed=_at(MONDAY + dt.timedelta(days=1)), version=2)
-    amended.amends = first
-    amended.save()
+    rows.report(analysis, decision="accepted", signed=_at(MONDAY + dt.timedelta(days=1)), version=2, amends=first)
 
     (v1,) = classifier_monitoring(org=org, registered_model=model, since=MONDAY, until=MONDAY)
 

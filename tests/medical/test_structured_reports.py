@@ -36,6 +36,7 @@ from apps.medical.structured_reports import (
     probability_concept,
     saliency_secondary_capture,
 )
+from fixtures.medical_synthetic import synthetic_chests
 from tests.conftest import SHARED_DATA
 from tests.medical.dicom_validators import (
     dciodvfy_errors,
@@ -60,6 +61,8 @@ ACCEPTED_DCIODVFY_WARNINGS = (
     "needed to build DICOMDIR - Study Date",
     "needed to build DICOMDIR - Study Time",
     "needed to build DICOMDIR - Study ID",
+    # emri_small's Patient ID is empty (Type 2); copied with the patient module.
+    "needed to build DICOMDIR - Patient ID",
     # The patient's name is copied from the source ("Anonymous", a one-component name).
     "Retired Person Name form",
     # CT_small's patient weight is 0; copied with the patient module.
@@ -145,6 +148,18 @@ def build_case(name: str) -> dict[str, Any]:
             decision="accepted",
             final_label="normal",
         )
+    elif name == "cr-synthetic-unverified":  # a projection radiograph: its own library descriptors
+        sources = [next(synthetic_chests(1)).dataset]
+        finding = AiFinding(
+            label="nodule", probability=0.9, probabilities={"no finding": 0.1, "nodule": 0.9}, source_instances=sources
+        )
+        verification = None
+    elif name == "mr-multiframe-without-geometry":  # emri_small has no Pixel Spacing nor orientation
+        sources = [pydicom_file("emri_small.dcm")]
+        finding = AiFinding(
+            label="lesion", probability=0.55, probabilities={"lesion": 0.55, "normal": 0.45}, source_instances=sources
+        )
+        verification = None
     else:
         raise ValueError(name)
     ds = ai_result_sr(
@@ -165,6 +180,8 @@ CASES = [
     pytest.param("mednist-6-class-verified", marks=requires_mednist),
     "ct-2-class-unverified",
     "mr-3-class-verified",
+    "cr-synthetic-unverified",
+    "mr-multiframe-without-geometry",
 ]
 
 
@@ -352,6 +369,7 @@ def test_patient_and_study_are_the_sources(sr_files: dict[str, Any], name: str) 
         ("ct-2-class-unverified", ("25045-6", "LN")),
         ("mr-3-class-verified", ("25056-3", "LN")),
         pytest.param("mednist-2-class-unverified", ("363679005", "SCT"), marks=requires_mednist),
+        ("cr-synthetic-unverified", ("363679005", "SCT")),  # no XR code PixelMed's CID 100 knows
     ],
 )
 def test_procedure_reported_is_coded_from_cid_100(

@@ -30,6 +30,7 @@ from apps.medical.dicomweb.base import (
 )
 from apps.medical.multipart import MultipartError, ReceivedPart, multipart_parts, request_boundary
 from apps.medical.receiving import ReceivedFile, ReceiveReport, instances_receive
+from apps.medical.routing import studies_received_on_receipt, studies_with_new_instances
 from core.errors import UnsupportedMediaType, ValidationFailed
 from core.storage import scratch_directory
 
@@ -97,6 +98,7 @@ class StowApi(DicomWebView):
                 actor=self.actor, files=files(), received_via=ReceivedVia.STOW, expected_study_uid=study_uid
             )
         report.refused.extend(refused_parts)
+        studies_received_on_receipt(actor=self.actor, study_ids=studies_with_new_instances(report.stored))
         return _stow_response(request, report, study_uid)
 
 
