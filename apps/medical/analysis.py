@@ -51,12 +51,13 @@ from django.utils import timezone
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from apps.medical import structured_reports
 from apps.medical.choices import DOMAIN, AnalysisTrigger, DuplicatePolicy, FindingLevel, ReceivedVia
 from apps.medical.dicom_files import InstanceRefused
 from apps.medical.models import Analysis, AnalysisFinding, ArchiveSettings, Instance, RoutingRule, Series, Study
 from apps.medical.services import ReceivedFile, instances_store_batch
 from core.audit.services import audit_record
-from core.errors import DomainError, NotFound, ValidationFailed
+from core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from core.jobs.choices import JobQueue
 from core.jobs.runner import JobContext, job_enqueue, job_function, job_params_set
 from core.storage import file_sha256, scratch_directory
@@ -550,26 +551,50 @@ def result_uid(*, analysis: Analysis, what: str) -> str:
     )
 
 
-def _ai_write_policy(analysis: Analysis) -> ArchiveSettings:
-    """How the analysis stores its own objects: never de-identified on receipt (they derive from
-    instances already stored, de-identified if the archive does that, and their references must
-    keep those instances' UIDs), and a stored copy is kept (a re-run does not store again)."""
-    return ArchiveSettings(
-        organization=analysis.organization, duplicate_policy=DuplicatePolicy.KEEP, deidentify_on_receipt=False
-    )
-
-
-def _write_results(run: _Run, *, study_probabilities: np.ndarray, study_index: int) -> tuple[str, str]:
-    """Store the SR (TID 1500) and the saliency secondary capture in the study; returns their UIDs."""
-    from apps.medical import rendering, saliency, structured_reports
-
-    analysis, version = run.analysis, run.version
-    algorithm = structured_reports.Algorithm(
+def algorithm_of(version: ModelVersion) -> structured_reports.Algorithm:
+    """Who made a finding, as the DICOM objects name it: the model, its version and artifact."""
+    return structured_reports.Algorithm(
         name=version.registered_model.name,
         version=str(version.number),
         artifact_sha256=version.artifact_sha256,
         kind=version.kind,
     )
+
+
+def derived_instances_store(*, actor: Actor, datasets: Sequence[Dataset]) -> None:
+    """Store objects Tessera derived from the archive's own instances (AI results, saliency
+    captures, verified report SRs) like any received instance, `received_via=ai`.
+
+    Never de-identified on receipt: they derive from instances already stored (de-identified if
+    the archive does that), and their references must keep those instances' UIDs. A stored copy
+    is kept (a re-run does not store again). They go through `instances_store_batch` directly,
+    not the receiving paths that call `routing.studies_received`, so they never trigger routing.
+
+    Raises:
+        Conflict: the archive refused one (`derived_instance_refused`), with its reason.
+    """
+    policy = ArchiveSettings(
+        organization=actor.organization, duplicate_policy=DuplicatePolicy.KEEP, deidentify_on_receipt=False
+    )
+    with scratch_directory(prefix="derived-") as folder:
+        files = []
+        for position, ds in enumerate(datasets):
+            path = Path(folder) / f"derived-{position}.dcm"
+            ds.save_as(path, enforce_file_format=True)
+            files.append(ReceivedFile(path=path, sha256=file_sha256(path), size=path.stat().st_size))
+        results = instances_store_batch(actor=actor, files=files, received_via=ReceivedVia.AI, archive_settings=policy)
+    refused = [result for result in results if isinstance(result, InstanceRefused)]
+    if refused:
+        logger.error("The archive refused a derived instance: %s", refused[0].message)
+        raise Conflict(f"The archive refused a derived object: {refused[0].message}", code="derived_instance_refused")
+
+
+def _write_results(run: _Run, *, study_probabilities: np.ndarray, study_index: int) -> tuple[str, str]:
+    """Store the SR (TID 1500) and the saliency secondary capture in the study; returns their UIDs."""
+    from apps.medical import rendering, saliency
+
+    analysis, version = run.analysis, run.version
+    algorithm = algorithm_of(version)
     sr_series, sr_uid = result_uid(analysis=analysis, what="sr-series"), result_uid(analysis=analysis, what="sr")
     sc_series, sc_uid = result_uid(analysis=analysis, what="sc-series"), result_uid(analysis=analysis, what="sc")
     base_number = _next_series_number(analysis.study, exclude=(sr_series, sc_series))
@@ -626,7 +651,12 @@ def _write_results(run: _Run, *, study_probabilities: np.ndarray, study_index: i
             )
         )
     if to_store:
-        _store_datasets(analysis, to_store)
+        try:
+            derived_instances_store(
+                actor=Actor.system(analysis.organization, user=analysis.created_by), datasets=to_store
+            )
+        except Conflict as exc:
+            raise AnalysisFailed(f"The archive refused the analysis' result: {exc.message}") from exc
     return sr_uid, sc_uid
 
 
@@ -636,23 +666,6 @@ def _next_series_number(study: Study, *, exclude: Sequence[str]) -> int:
         Series.objects.filter(study=study).exclude(series_instance_uid__in=exclude).aggregate(n=Max("series_number"))
     )["n"]
     return int(highest or 0) + 1
-
-
-def _store_datasets(analysis: Analysis, datasets: Sequence[Dataset]) -> None:
-    """Write the datasets to scratch files and store them like any received instance (`AI`)."""
-    actor = Actor.system(analysis.organization, user=analysis.created_by)
-    with scratch_directory(prefix="analysis-") as folder:
-        files = []
-        for position, ds in enumerate(datasets):
-            path = Path(folder) / f"result-{position}.dcm"
-            ds.save_as(path, enforce_file_format=True)
-            files.append(ReceivedFile(path=path, sha256=file_sha256(path), size=path.stat().st_size))
-        results = instances_store_batch(
-            actor=actor, files=files, received_via=ReceivedVia.AI, archive_settings=_ai_write_policy(analysis)
-        )
-    refused = [result for result in results if isinstance(result, InstanceRefused)]
-    if refused:
-        raise AnalysisFailed(f"The archive refused the analysis' result: {refused[0].message}")
 
 
 def _probabilities_json(classes: Sequence[str], probabilities: np.ndarray) -> dict[str, float]:

@@ -37,10 +37,8 @@ import hashlib
 import io
 import json
 import logging
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -51,8 +49,8 @@ from django.utils import timezone
 from pydicom.uid import generate_uid
 
 from apps.medical import services, structured_reports
-from apps.medical.choices import AccessKind, AiDecision, FindingLevel, ReceivedVia, ReportStatus
-from apps.medical.dicom_files import InstanceRefused
+from apps.medical.analysis import algorithm_of, derived_instances_store
+from apps.medical.choices import AccessKind, AiDecision, FindingLevel, ReportStatus
 from apps.medical.models import Analysis, AnalysisFinding, Instance, Report, Series, Study
 from core.audit.services import audit_record
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -566,12 +564,7 @@ def _verified_sr_store(*, actor: Actor, report: Report) -> str:
             source_instances=datasets,
             per_instance=per_instance,
         ),
-        algorithm=structured_reports.Algorithm(
-            name=version.registered_model.name,
-            version=str(version.number),
-            artifact_sha256=version.artifact_sha256,
-            kind=version.kind,
-        ),
+        algorithm=algorithm_of(version),
         series_instance_uid=generate_uid(),
         sop_instance_uid=generate_uid(),
         series_number=_next_series_number(report.study),
@@ -586,23 +579,8 @@ def _verified_sr_store(*, actor: Actor, report: Report) -> str:
             impression=report.impression,
         ),
     )
-    return _store_dataset(actor=actor, dataset=sr, study=report.study)
-
-
-def _store_dataset(*, actor: Actor, dataset: pydicom.Dataset, study: Study) -> str:
-    """Store one dataset through the archive (as `received_via=ai`); returns its SOP Instance UID."""
-    with tempfile.TemporaryDirectory(prefix="tessera-report-") as folder:
-        path = Path(folder) / "report-sr.dcm"
-        dataset.save_as(path, enforce_file_format=True)
-        data = path.read_bytes()
-        received = services.ReceivedFile(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-        (outcome,) = services.instances_store_batch(
-            actor=actor,
-            files=[received],
-            received_via=ReceivedVia.AI,
-            expected_study_uid=study.study_instance_uid,
-        )
-    if isinstance(outcome, InstanceRefused):
-        logger.error("the archive refused the report SR: %s", outcome)
-        raise Conflict(f"The archive refused the report's SR: {outcome}", code="sr_refused")
-    return str(dataset.SOPInstanceUID)
+    try:
+        derived_instances_store(actor=actor, datasets=[sr])
+    except Conflict as exc:
+        raise Conflict(f"The archive refused the report's SR: {exc.message}", code="sr_refused") from exc
+    return str(sr.SOPInstanceUID)

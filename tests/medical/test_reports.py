@@ -16,7 +16,7 @@ from django.test import Client
 
 from apps.medical import reports, services
 from apps.medical.choices import AccessKind, ReceivedVia, ReportStatus
-from apps.medical.models import Instance, PhiAccess, Report, Study
+from apps.medical.models import ArchiveSettings, Instance, PhiAccess, Report, Study
 from apps.medical.structured_reports import ai_result_read
 from core.audit.models import AuditEvent
 from core.tenancy.actors import Actor
@@ -244,6 +244,21 @@ def test_signing_verifies_hashes_and_writes_the_verified_sr(session: Client, cli
     # and the signature is audited
     event = AuditEvent.objects.get(action="medical.report.sign", object_id=str(report.pk))
     assert event.actor_user == clinician and event.details["content_sha256"] == signed["content_sha256"]
+
+
+def test_a_de_identifying_archive_keeps_the_verified_sr_as_written(
+    session: Client, org: Any, study: Study, analysis: Any
+):
+    # given an archive that de-identifies what it receives (a research archive), after the study came in
+    ArchiveSettings.objects.update_or_create(organization=org, defaults={"deidentify_on_receipt": True})
+    # when the report is signed
+    signed = _signed(session, study)
+    # then its SR is stored as written: its own UID, the study's UID, and the source image it names
+    sr_row = Instance.objects.get(organization=org, sop_instance_uid=signed["sr_sop_instance_uid"])
+    assert sr_row.series.study_id == study.pk
+    content = ai_result_read(_stored_dataset(sr_row))
+    ct = Instance.objects.filter(series__study=study).exclude(received_via=ReceivedVia.AI).get()
+    assert content.source_sop_instance_uids == [ct.sop_instance_uid]
 
 
 @pytest.mark.parametrize("decision", ["accepted", "rejected"])
