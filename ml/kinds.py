@@ -58,7 +58,9 @@ Optional capabilities (the runtime asks `kind.supports(name)`; the defaults rais
 Attributes: `family` (kinds of one family share registered models: a retail model's versions may be
 ALS, BPR or item-kNN, so an A/B split compares two algorithms; default: the kind's own name),
 `max_batch_size` (the runtime splits larger `predict`/`explain` calls and joins the
-outputs), `uses_torch` (predict under `torch.inference_mode()`), `supports_half`, `loads_code`
+outputs), `per_input_options` (options that hold one value per input, such as the class each
+Grad-CAM map explains: the runtime slices them with the inputs; other options go whole to every
+batch), `uses_torch` (predict under `torch.inference_mode()`), `supports_half`, `loads_code`
 (the artifact format can run code when loaded: imported only by org admins, validated out of
 process), `import_filename` (what an imported file is stored as).
 """
@@ -151,6 +153,7 @@ class ModelKind(Generic[LoadedT, InT, OutT]):
     uses_torch: bool = False
     supports_half: bool = False
     max_batch_size: int | None = None
+    per_input_options: tuple[str, ...] = ()
     import_filename: str = "model.bin"
 
     # --- required -------------------------------------------------------------------------

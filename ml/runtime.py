@@ -273,11 +273,26 @@ def _require(kind: AnyKind, capability: str) -> None:
         raise CapabilityMissing(f"Model kind {kind.name} does not offer {capability!r}.")
 
 
-def _batches(kind: AnyKind, inputs: Sequence[Any]) -> list[Sequence[Any]]:
+def _batches(
+    kind: AnyKind, inputs: Sequence[Any], options: dict[str, Any]
+) -> list[tuple[Sequence[Any], dict[str, Any]]]:
+    """`inputs` in the kind's batches, each with its options: those the kind names in
+    `per_input_options` (one value per input) sliced alike, the others whole."""
+    for name in kind.per_input_options:
+        values = options.get(name)
+        if values is not None and len(values) != len(inputs):
+            raise ValueError(f"Option {name!r} needs one value per input: {len(values)} for {len(inputs)} inputs.")
     size = kind.max_batch_size
     if not size or len(inputs) <= size:
-        return [inputs]
-    return [inputs[start : start + size] for start in range(0, len(inputs), size)]
+        return [(inputs, options)]
+    batches = []
+    for start in range(0, len(inputs), size):
+        sliced = {
+            name: value[start : start + size] if name in kind.per_input_options and value is not None else value
+            for name, value in options.items()
+        }
+        batches.append((inputs[start : start + size], sliced))
+    return batches
 
 
 def _joined(parts: list[Sequence[Any]]) -> Sequence[Any]:
@@ -299,7 +314,12 @@ def _call(version: ModelVersion, method: str, inputs: Sequence[Any], options: di
     failed = True
     try:
         with inference_context(loaded.kind):
-            outputs = _joined([function(loaded.model, batch, **options) for batch in _batches(loaded.kind, inputs)])
+            outputs = _joined(
+                [
+                    function(loaded.model, batch, **batch_options)
+                    for batch, batch_options in _batches(loaded.kind, inputs, options)
+                ]
+            )
         failed = False
     finally:
         elapsed_ms = (time.perf_counter() - started) * 1000

@@ -330,6 +330,7 @@ class ImageClassifier(ModelKind[LoadedClassifier, np.ndarray, list[float]]):
     uses_torch = True
     supports_half = True
     max_batch_size = 64
+    per_input_options = ("classes",)  # explain: the class each input's Grad-CAM map is for
     import_filename = "classifier.zip"
 
     # --- Training ---------------------------------------------------------------------------
@@ -543,12 +544,7 @@ class ImageClassifier(ModelKind[LoadedClassifier, np.ndarray, list[float]]):
             return []
         array = _stack(inputs, loaded.preprocessing.input_size)
         if classes is not None and len(classes) != len(array):
-            # ml.runtime splits `inputs` into batches of `max_batch_size` but passes options whole,
-            # so callers with per-input classes explain at most `max_batch_size` inputs per call
-            raise ValueError(
-                f"Give one class index per input ({len(classes)} for {len(array)}); with `classes`, "
-                f"explain at most {self.max_batch_size} inputs per call."
-            )
+            raise ValueError(f"Give one class index per input ({len(classes)} for {len(array)}).")
         with torch.inference_mode(False), torch.enable_grad(), loaded.explain_lock:
             if loaded.explainer is None:
                 network = copy.deepcopy(loaded.network).float().eval()

@@ -290,3 +290,26 @@ def test_a_starting_worker_process_warms_up_in_the_background(org, probe, settin
     # then
     assert version.pk in runtime.cache_info()["versions"]
     assert probe.loads == [7.0]
+
+
+def test_per_input_options_are_sliced_with_the_batches(org, probe, monkeypatch):
+    # given: a kind whose `weights` option holds one value per input, max_batch_size 3
+    monkeypatch.setattr(ProbeKind, "per_input_options", ("weights",))
+    seen: list[tuple[int, list[float], str]] = []
+
+    def predict(self, loaded, inputs, *, weights, label):
+        seen.append((len(inputs), list(weights), label))
+        return [w * x[0] for w, x in zip(weights, inputs, strict=True)]
+
+    monkeypatch.setattr(ProbeKind, "predict", predict)
+    version = _version(org, 1.0)
+    points = [[float(i), 0.0] for i in range(7)]
+    # when
+    prediction = runtime.predict(version, points, weights=[10.0 * i for i in range(7)], label="whole")
+    # then: each batch got its own slice of `weights` and the whole of `label`, in order
+    assert seen == [(3, [0.0, 10.0, 20.0], "whole"), (3, [30.0, 40.0, 50.0], "whole"), (1, [60.0], "whole")]
+    assert list(prediction.outputs) == [10.0 * i * i for i in range(7)]
+    # and a per-input option of the wrong length is refused before any batch runs
+    with pytest.raises(ValueError, match="one value per input"):
+        runtime.predict(version, points, weights=[1.0], label="whole")
+    assert len(seen) == 3
