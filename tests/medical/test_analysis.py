@@ -231,6 +231,27 @@ def test_the_sr_and_the_saliency_capture_are_in_the_study_for_any_dicomweb_clien
     assert {uid for uid, _, _ in content.per_instance} == analysed
 
 
+def test_a_large_study_puts_only_its_most_concerning_instances_in_the_sr(
+    api: Any, version: Any, stored_study: str, analyse: Callable[..., dict[str, Any]], monkeypatch: Any
+) -> None:
+    from apps.medical import analysis, structured_reports
+
+    # given: room for two instance rows in the SR
+    monkeypatch.setattr(analysis, "SR_INSTANCE_ROWS", 2)
+    # when
+    result = analyse(api, stored_study)
+    # then: the SR's instance rows are the two with the highest probability of the suggestion,
+    # while the study-level finding still references every analysed image
+    sr = Instance.objects.get(sop_instance_uid=result["sr_sop_instance_uid"])
+    with default_storage.open(sr.file, "rb") as handle:
+        content = structured_reports.ai_result_read(pydicom.dcmread(io.BytesIO(handle.read())))
+    rows = [row for series in result["series"] for row in series["instances"]]
+    assert len(rows) > 2
+    top = sorted(rows, key=lambda row: -row["probabilities"][result["suggested_label"]])[:2]
+    assert {uid for uid, _, _ in content.per_instance} == {row["sop_instance_uid"] for row in top}
+    assert set(content.source_sop_instance_uids) == {row["sop_instance_uid"] for row in rows}
+
+
 def test_the_stored_sr_passes_dciodvfy_and_pixelmeds_sr_validator(
     api: Any, version: Any, stored_study: str, analyse: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
