@@ -30,7 +30,7 @@ from fixtures.medical_synthetic import SyntheticImage, synthetic_chests, write
 
 DEMO_MODEL = "chest-xray-demo"
 DEMO_RULE = "Chest radiographs"
-TRAINING_PATIENTS = 120  # 60 per class: about 30 s of CPU at 64 x 64
+TRAINING_PATIENTS = 120  # 60 per class: under a minute of CPU at 64 x 64
 NEW_STUDIES = 4  # arrive after training: routed and analysed
 SIGNED_STUDIES = 1  # of the new ones, reported and signed by the demo clinician
 TRAINING_PARAMS = {
@@ -94,7 +94,7 @@ def _classifier(actor: Actor, history: list[SyntheticImage], stdout: Any) -> Any
         return version
     stdout.write(
         f"  training the demo chest classifier ({TRAINING_PATIENTS} generated radiographs, "
-        f"{TRAINING_PARAMS['epochs']} epochs, about half a minute on CPU) …"
+        f"{TRAINING_PARAMS['epochs']} epochs, under a minute on CPU) …"
     )
     run = classifier_training_start(
         actor=actor,

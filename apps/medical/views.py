@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -81,10 +82,13 @@ def _modalities(study: Study) -> str:
 
 
 def _series_rows(study: Study) -> list[dict[str, Any]]:
+    """Each series with its thumbnail; a series without images (a structured report, a
+    presentation state) has none to render and shows its modality instead of a broken picture."""
     rows = []
-    for series in study.series.order_by("series_number", "series_instance_uid"):
+    series_list = study.series.annotate(images=Count("instances", filter=Q(instances__rows__isnull=False)))
+    for series in series_list.order_by("series_number", "series_instance_uid"):
         base = f"{API_ROOT}/studies/{study.study_instance_uid}/series/{series.series_instance_uid}"
-        rows.append({"series": series, "thumbnail_url": f"{base}/thumbnail"})
+        rows.append({"series": series, "thumbnail_url": f"{base}/thumbnail" if series.images else ""})
     return rows
 
 

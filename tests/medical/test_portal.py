@@ -191,6 +191,17 @@ def test_each_page_writes_one_phi_row(client_for, org, stored):
     assert _phi_rows(org).count() == 3
 
 
+def test_a_series_without_images_shows_its_modality_not_a_broken_thumbnail(client_for, org, stow):
+    # given: an RT plan (no pixel data) in the archive
+    assert stow(["rtplan.dcm"]).status_code == 200
+    study, series, _ = _uids("rtplan.dcm")
+    # when
+    body = client_for(org, "clinician").get(f"{PORTAL}studies/{study}/").content.decode()
+    # then: no thumbnail request that could only fail, the modality in its place
+    assert f"series/{series}/thumbnail" not in body
+    assert 'data-testid="no-thumbnail">RTPLAN<' in body
+
+
 def test_study_page_shows_attributes_series_and_thumbnails(client_for, org, stored):
     client = client_for(org, "clinician")
     study, series, _ = stored[MR]
