@@ -87,7 +87,9 @@ def model_detail(request: HttpRequest, actor: Actor, name: str, number: int | No
             "calibration_chart": _calibration(metrics),
             "training_chart": _training(metrics),
             "card": version.model_card or {},
-            "training_data_rows": _labelled((version.model_card or {}).get("training_data") or {}),
+            "training_data_rows": _labelled(
+                {k: v for k, v in ((version.model_card or {}).get("training_data") or {}).items() if k != "split"}
+            ),
             "monitoring": watched,
             "shares_chart": _shares(watched, classes) if watched else None,
             "agreement_chart": _agreement(watched) if watched else None,
@@ -95,9 +97,17 @@ def model_detail(request: HttpRequest, actor: Actor, name: str, number: int | No
     )
 
 
-def _labelled(values: dict[str, Any]) -> list[tuple[str, Any]]:
-    """`{"validation_patients": 12}` → `[("Validation patients", 12)]`; nested values as text."""
-    return [(key.replace("_", " ").capitalize(), value) for key, value in values.items()]
+def _labelled(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """`{"images_per_class": {"nodule": 60}}` → `[("Images per class", "nodule 60")]`."""
+    return [(key.replace("_", " ").capitalize(), _plain(value)) for key, value in values.items()]
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_plain(item)}" for key, item in value.items()) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(item) for item in value) or "none"
+    return str(value)
 
 
 def _split_text(split: dict[str, Any]) -> str:
@@ -188,7 +198,14 @@ def _agreement(watched: VersionMonitoring) -> SafeString | None:
     points = [(i, week.agreement_rate) for i, week in enumerate(watched.weeks) if week.agreement_rate is not None]
     if not points:
         return None
-    chart = XYChart(title="Clinicians' agreement per week", x_label="Week", y_label="Accepted", y_range=(0, 1))
+    chart = XYChart(
+        title="Clinicians' agreement per week",
+        x_label=f"Week (the last {len(watched.weeks)}, oldest left)",
+        y_label="Accepted",
+        x_range=(0, max(1, len(watched.weeks) - 1)),
+        y_range=(0, 1),
+        x_ticks=False,
+    )
     chart.line(
         [(i, rate) for i, rate in points],
         label="Accepted share of signed reports",
