@@ -52,6 +52,16 @@ def stow_content_type(boundary: str = BOUNDARY) -> str:
     return f'multipart/related; type="application/dicom"; boundary={boundary}'
 
 
+@pytest.fixture(autouse=True)
+def _no_heartbeat_writes(settings: Any) -> None:
+    """Medical jobs (training, analyses) run inline here, for up to a minute. A job's heartbeat
+    thread writes its row from a second connection of the shared in-memory SQLite database,
+    which answers a write that meets another with "database table is locked" at once
+    (shared-cache locks ignore the busy timeout): on a slow machine the job's own write could be
+    the one refused. Heartbeats are tested in tests/core and on PostgreSQL in tests/integration."""
+    settings.JOB_HEARTBEAT_SECONDS = 3600
+
+
 @pytest.fixture
 def stow(api: Any) -> Callable[..., Any]:
     """`stow(parts, client=api, url=STOW_URL)`: POST a STOW-RS body; returns the response."""

@@ -5,6 +5,7 @@ the analysis job runs inline in the listener's thread (eager Celery)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,25 +66,57 @@ def send(port: int, files: list[Path]) -> list[int]:
         assoc.release()
 
 
-def finished_analyses(expected: int) -> list[Analysis]:
-    """Wait (the listener's thread routes after the release) until `expected` analyses are done."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        analyses = list(Analysis.objects.select_related("job"))
-        if len(analyses) >= expected and all(row.job.status in TERMINAL_STATUSES for row in analyses):
-            return analyses
-        time.sleep(0.2)
-    raise AssertionError(f"{expected} finished analyses expected; have {list(Analysis.objects.all())}")
+class Routed:
+    """Counts the listener's routing calls (one per association that stored something new).
+
+    The tests wait on it instead of polling the database: the shared in-memory SQLite database
+    answers a write in the listener's thread with "table is locked" while this thread reads
+    (shared-cache locks ignore the busy timeout)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.changed = threading.Condition()
+
+    def wait(self, calls: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.calls >= calls, timeout=WAIT_SECONDS), self.calls
+
+
+@pytest.fixture
+def routed_calls(monkeypatch: pytest.MonkeyPatch) -> Routed:
+    from apps.medical import listener as listener_module
+
+    routed = Routed()
+    original = listener_module.studies_received_on_receipt
+
+    def counted(**kwargs: Any) -> Any:
+        try:
+            return original(**kwargs)  # the analysis job runs inline (eager Celery) in here
+        finally:
+            with routed.changed:
+                routed.calls += 1
+                routed.changed.notify_all()
+
+    monkeypatch.setattr(listener_module, "studies_received_on_receipt", counted)
+    return routed
+
+
+def finished_analyses(routed: Routed, *, calls: int = 1) -> list[Analysis]:
+    """The analyses once the listener routed `calls` associations (their jobs ran inline)."""
+    routed.wait(calls)
+    analyses = list(Analysis.objects.select_related("job"))
+    assert all(row.job.status in TERMINAL_STATUSES for row in analyses), analyses
+    return analyses
 
 
 def test_a_study_stored_by_c_store_is_analysed_once_when_the_association_ends(
-    org: Any, routed: Any, listener: StorageListener
+    org: Any, routed: Any, listener: StorageListener, routed_calls: Routed
 ) -> None:
     # when an association stores three chest X-rays of one study
     files = mednist_files("CXR", count=3)
     assert send(listener.port, files) == [0x0000] * 3
     # then one analysis, by the rule, of all three
-    (analysis,) = finished_analyses(1)
+    (analysis,) = finished_analyses(routed_calls)
     assert analysis.trigger == AnalysisTrigger.ROUTING
     assert analysis.routing_rule_id == routed.pk
     assert analysis.job.status == JobStatus.SUCCEEDED, analysis.job.error
@@ -93,10 +126,12 @@ def test_a_study_stored_by_c_store_is_analysed_once_when_the_association_ends(
     assert Instance.objects.filter(sop_instance_uid=analysis.sr_sop_instance_uid, received_via="ai").exists()
 
 
-def test_an_association_storing_nothing_new_routes_nothing(org: Any, routed: Any, listener: StorageListener) -> None:
+def test_an_association_storing_nothing_new_routes_nothing(
+    org: Any, routed: Any, listener: StorageListener, routed_calls: Routed
+) -> None:
     files = mednist_files("CXR", count=1)
     send(listener.port, files)
-    finished_analyses(1)
+    finished_analyses(routed_calls)
     # when the same instance is sent again (the same bytes: a no-op)
     send(listener.port, files)
     time.sleep(1.0)  # the listener handles the release in its own thread
