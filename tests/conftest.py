@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.servers.basehttp import WSGIServer
+from django.test.testcases import LiveServerThread
 
 os.environ.setdefault("DJANGO_ENV", "test")
 
@@ -19,6 +21,26 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # Real-services fixtures (real_services, real_worker, real_worker_factory) for `integration` tests.
 pytest_plugins = ["tests.realservices"]
+
+
+class _SerialWSGIServer(WSGIServer):
+    """Django's WSGI server without a thread per request (it answers `Connection: close`)."""
+
+    def __init__(self, *args: Any, connections_override: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # the live server thread applies the overrides itself
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _serial_live_server() -> Iterator[None]:
+    """Every live server of the run answers one request at a time (the test database is SQLite
+    in memory, one connection shared with the server thread; parallel requests of a browser
+    writing on it fail with "table is locked" or "SQL statements in progress"). Here at the
+    root, not in tests/browser: pytest-django's `live_server` lives for the whole session, and
+    tests/api and tests/medical start it before the first browser test runs."""
+    original = LiveServerThread.server_class
+    LiveServerThread.server_class = _SerialWSGIServer  # type: ignore[assignment]  # a WSGIServer, as Django's LiveServerThread takes
+    yield
+    LiveServerThread.server_class = original
 
 
 @pytest.fixture(autouse=True)

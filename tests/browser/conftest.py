@@ -15,7 +15,7 @@ a missing browser fails them: CI must not go green by skipping.
 
 The live server (pytest-django's `live_server`) runs in a thread of the test process, so tests
 need `django_db(transaction=True)`: the server thread only sees committed rows. It answers one
-request at a time (`_serial_live_server`): the test database is SQLite in memory, one connection
+request at a time (`_serial_live_server`, in tests/conftest.py): the test database is SQLite in memory, one connection
 shared with the server, and a browser's parallel requests (a viewer's thumbnails, OHIF's frames)
 writing at once on it failed with "database table is locked".
 """
@@ -28,27 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.servers.basehttp import WSGIServer
-from django.test.testcases import LiveServerThread
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DEFAULT_TIMEOUT_MS = 10_000
-
-
-class _SerialWSGIServer(WSGIServer):
-    """Django's WSGI server without a thread per request (it answers `Connection: close`)."""
-
-    def __init__(self, *args: Any, connections_override: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # the live server thread applies the overrides itself
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _serial_live_server() -> Iterator[None]:
-    original = LiveServerThread.server_class
-    LiveServerThread.server_class = _SerialWSGIServer  # type: ignore[assignment]  # a WSGIServer, as Django's LiveServerThread takes
-    yield
-    LiveServerThread.server_class = original
 
 
 def _in_ci() -> bool:
