@@ -71,6 +71,8 @@ def _form_errors(form: forms.ModelForm[Any], error: DomainError) -> None:
 class _PhiRecordingAdmin(ReadOnlyAdmin):
     """A page of one index row shows patient data: its view writes a PHI access row."""
 
+    phi_kind: str = AccessKind.PORTAL
+
     def study_of(self, obj: Any) -> Study:
         raise NotImplementedError
 
@@ -81,7 +83,7 @@ class _PhiRecordingAdmin(ReadOnlyAdmin):
         study = self.study_of(obj)
         services.phi_access_record(
             actor=admin_actor(request, obj.organization),
-            kind=AccessKind.PORTAL,
+            kind=self.phi_kind,
             studies=[(study.study_instance_uid, study.patient.patient_id)],
             path=request.get_full_path(),
         )
@@ -323,21 +325,13 @@ class ReportAdmin(OrganizationScopedAdminMixin, admin.ModelAdmin):
 # --- Analyses and routing rules ----------------------------------------------------------------------
 
 
-class _AnalysisPhiAdmin(ReadOnlyAdmin):
+class _AnalysisPhiAdmin(_PhiRecordingAdmin):
     """An analysis' result is patient data: opening one writes a PHI access row (`analysis`)."""
 
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        obj = self.get_object(request, object_id)
-        study = obj.study if isinstance(obj, Analysis) else obj.analysis.study
-        services.phi_access_record(
-            actor=admin_actor(request, obj.organization),
-            kind=AccessKind.ANALYSIS,
-            studies=[(study.study_instance_uid, study.patient.patient_id)],
-            path=request.get_full_path(),
-        )
-        return super().change_view(request, object_id, form_url, extra_context)
+    phi_kind = AccessKind.ANALYSIS
+
+    def study_of(self, obj: Analysis | AnalysisFinding) -> Study:
+        return obj.study if isinstance(obj, Analysis) else obj.analysis.study
 
 
 @admin.register(Analysis)
