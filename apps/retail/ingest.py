@@ -30,9 +30,10 @@ from django.core.files.storage import default_storage
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from apps.retail import selectors
 from apps.retail.bulk_sql import binding_cursor, column_of, table_name
 from apps.retail.choices import IMPORT_EVENTS_JOB_KIND, IMPORT_ITEMS_JOB_KIND, MAX_BULK_ROWS
-from apps.retail.models import Customer, Event, Item, ItemCategory, RetailImport
+from apps.retail.models import Customer, Event, Item, ItemCategory, RetailImport, RetailSettings
 from core.audit.services import audit_record
 from core.errors import PayloadTooLarge, ValidationFailed
 from core.jobs.runner import job_enqueue, job_params_set
@@ -263,9 +264,24 @@ def item_update(*, actor: Actor, item: Item, changes: Mapping[str, Any]) -> Item
 
 @transaction.atomic
 def item_delete(*, actor: Actor, item: Item) -> None:
-    """Remove an item from the catalogue (its events go with it: it can no longer be recommended)."""
+    """Remove an item from the catalogue (its events go with it: it can no longer be recommended).
+
+    Removing events moves the organization's `history_revision` on: versions trained before no
+    longer stand for the live interactions, so serving reads each customer's events again.
+    """
     audit_record(actor=actor, action="retail.item.delete", obj=item, details={"id": item.external_id})
+    had_events = item.events.exists()
     item.delete()
+    if had_events:
+        history_revision_bump(org=actor.organization)
+
+
+def history_revision_bump(*, org: Organization) -> None:
+    """Mark the organization's stored events as changed other than by appending (see `RetailSettings`)."""
+    RetailSettings.objects.get_or_create(organization=org)
+    RetailSettings.objects.filter(organization=org).update(history_revision=models.F("history_revision") + 1)
+    selectors.serving_settings_clear()
+    transaction.on_commit(selectors.serving_settings_clear)
 
 
 # --- Events ---------------------------------------------------------------------------------------

@@ -99,16 +99,49 @@ class Interactions:
 
 @dataclass
 class IdMaps:
-    """The version's customer and item ids ↔ matrix rows (the merchant's own ids)."""
+    """The version's customer and item ids ↔ matrix rows (the merchant's own ids).
+
+    With `seen` and `history`, also the interactions the version was trained on (customers x
+    items, the confidences summed up to event `history["through_event"]` with
+    `history["event_weights"]`): a customer's live row is then their stored row plus the events
+    after it (`rows_with`), so serving reads only what is new (see `serving.Snapshot`).
+    """
 
     customers: list[str]
     items: list[str]
     customer_rows: dict[str, int] = field(default_factory=dict)
     item_rows: dict[str, int] = field(default_factory=dict)
+    seen: sp.csr_matrix | None = None
+    history: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.customer_rows = {customer: row for row, customer in enumerate(self.customers)}
         self.item_rows = {item: row for row, item in enumerate(self.items)}
+        self._seen_padded: sp.csr_matrix | None = None
+
+    def rows_with(
+        self, customers: Sequence[str], new: Sequence[Mapping[str, float]]
+    ) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Each customer's live row (stored row + `new` confidences), and which of them `new` changed.
+
+        A pair whose sum is no longer positive leaves the row, as it would had the whole history
+        been summed (the version's snapshot holds no such pair: `history["pairs_not_positive"]` is 0).
+        """
+        assert self.seen is not None, "a version without its stored interactions"
+        if self._seen_padded is None:  # one empty row at the end for customers the version never saw
+            self._seen_padded = sp.vstack([self.seen, sp.csr_matrix((1, self.seen.shape[1]), dtype=np.float32)]).tocsr()
+        unknown = self.seen.shape[0]
+        positions = np.fromiter((self.customer_rows.get(c, unknown) for c in customers), np.int64, len(customers))
+        rows = self._seen_padded[positions]
+        delta = self.live_rows(new)
+        changed = np.diff(delta.indptr) > 0
+        if changed.any():
+            rows = (rows + delta).tocsr()
+            if (rows.data <= 0).any():
+                rows.data[rows.data <= 0] = 0
+                rows.eliminate_zeros()
+            rows.sort_indices()
+        return rows, changed
 
     def item_rows_of(self, ids: Sequence[str]) -> list[int]:
         return [self.item_rows[item] for item in ids if item in self.item_rows]
@@ -153,6 +186,19 @@ class RecommendRequest:
     filter_seen: bool = True
     exclude: tuple[int, ...] = ()
     items: tuple[int, ...] | None = None
+    stored_factors: bool = False  # the live row is the one the version solved `customer_row` from
+    # a batch's requests may share one matrix of all their rows: this request's is row `row` of it
+    row: int | None = None
+
+    def live(self) -> sp.csr_matrix:
+        """The customer's 1 x items live row."""
+        if self.row is None:
+            return self.user_items
+        start, end = self.user_items.indptr[self.row], self.user_items.indptr[self.row + 1]
+        return sp.csr_matrix(
+            (self.user_items.data[start:end], self.user_items.indices[start:end], np.array([0, end - start])),
+            shape=(1, self.user_items.shape[1]),
+        )
 
 
 @dataclass(frozen=True)
@@ -306,6 +352,22 @@ def _fold_in(algorithm: str, model: Any, everything: sp.csr_matrix) -> None:
         return
     with one_blas_thread():
         model.user_factors = model.recalculate_user(np.arange(everything.shape[0]), everything)
+
+
+def _history(data: Interactions) -> dict[str, Any] | None:
+    """What serving needs to add newer events to the stored rows (None: it reads whole histories).
+
+    Only for a snapshot of every event (no `since`) up to a clean cut (`through_event`) in which
+    every pair's confidence is positive: otherwise stored row + newer events is not the live row.
+    """
+    described = data.description
+    if described.get("through_event") is None or described.get("since") or described.get("pairs_not_positive"):
+        return None
+    return {
+        "through_event": int(described["through_event"]),
+        "event_weights": dict(described["event_weights"]),
+        "history_revision": int(described.get("history_revision") or 0),
+    }
 
 
 def _recommend_fn(algorithm: str, model: Any, train: sp.csr_matrix) -> RecommendFn:
@@ -479,6 +541,7 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
                 seed=seed,
             )
             fit_seconds = time.perf_counter() - started
+            _fold_in(chosen_algorithm, model, everything)  # ALS's stored factors: serving's own solve
             served = (
                 "refitted on every interaction with the evaluated configuration and seed "
                 f"({len(data.table)} interactions; the metrics are those of the fit on the split's train part)"
@@ -498,7 +561,7 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
         loaded = LoadedRecommender(
             algorithm=str(chosen_algorithm),
             model=model,
-            ids=IdMaps(customers=data.customer_ids, items=data.item_ids),
+            ids=IdMaps(customers=data.customer_ids, items=data.item_ids, seen=everything, history=_history(data)),
             popularity=popularity_scores(everything).astype(np.float32),
             params=chosen,
         )
@@ -558,9 +621,19 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
                 "similarity_indices": similarity.indices.astype(np.int32),
                 "similarity_indptr": similarity.indptr.astype(np.int64),
             }
+        seen = loaded.ids.seen
+        if seen is not None and loaded.ids.history is not None:
+            arrays |= {
+                "seen_data": seen.data.astype(np.float32),
+                "seen_indices": seen.indices.astype(np.int32),
+                "seen_indptr": seen.indptr.astype(np.int64),
+            }
         np.savez(directory / "arrays.npz", allow_pickle=False, **arrays)
         (directory / "ids.json").write_text(json.dumps({"customers": loaded.ids.customers, "items": loaded.ids.items}))
-        (directory / "model.json").write_text(json.dumps({"algorithm": loaded.algorithm, "params": loaded.params}))
+        meta: dict[str, Any] = {"algorithm": loaded.algorithm, "params": loaded.params}
+        if "seen_data" in arrays:
+            meta["history"] = loaded.ids.history
+        (directory / "model.json").write_text(json.dumps(meta))
 
     def load(self, directory: Path, *, device: str, half: bool = False) -> LoadedRecommender:
         try:
@@ -591,10 +664,21 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
         if model is not None:
             single = copy.copy(model)  # shallow: the factor arrays are shared, not copied
             single.num_threads = 1
+        seen, history = None, meta.get("history")
+        if history is not None and "seen_data" in arrays:  # versions from before 2026-12-06 have none
+            seen = sp.csr_matrix(
+                (arrays["seen_data"], arrays["seen_indices"], arrays["seen_indptr"]),
+                shape=(len(ids["customers"]), len(ids["items"])),
+            )
         return LoadedRecommender(
             algorithm=algorithm,
             model=model,
-            ids=IdMaps(customers=list(ids["customers"]), items=list(ids["items"])),
+            ids=IdMaps(
+                customers=list(ids["customers"]),
+                items=list(ids["items"]),
+                seen=seen,
+                history=history if seen is not None else None,
+            ),
             popularity=arrays["popularity"],
             params=params,
             single=single,
@@ -629,9 +713,7 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
     def _recommend_batch(self, loaded: LoadedRecommender, requests: list[RecommendRequest]) -> list[Recommended]:
         first = requests[0]
         n = first.n
-        user_items = (
-            requests[0].user_items if len(requests) == 1 else sp.vstack([r.user_items for r in requests]).tocsr()
-        )
+        user_items = _rows_of(requests)
         filter_items = np.array(first.exclude, dtype=np.int32) if first.exclude else None
         items = np.array(first.items, dtype=np.int32) if first.items is not None else None
         if items is not None and items.size == 0:
@@ -642,21 +724,38 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
             user_items = user_items.copy()
         algorithm, model = loaded.algorithm, loaded.engine(len(requests))
         if algorithm == Algorithm.POPULARITY:
-            return [_top_from_scores(loaded.popularity, r.user_items, r) for r in requests]
+            return [_top_from_scores(loaded.popularity, r.live(), r) for r in requests]
         if algorithm == Algorithm.BPR:
             return [self._bpr_one(loaded, request, filter_items, items) for request in requests]
-        userids: Any = 0 if len(requests) == 1 else np.arange(len(requests))
-        ids, scores = model.recommend(
-            userids,
-            user_items,
-            N=n,
-            filter_already_liked_items=first.filter_seen,
-            filter_items=filter_items,
-            items=items,
-            recalculate_user=algorithm == Algorithm.ALS,
+        # ALS solves a customer's factors from the live row, unless the row is the one the stored
+        # factors were solved from (`_fold_in`: the same computation, done at training)
+        stored = np.array(
+            [r.stored_factors and r.customer_row is not None and algorithm == Algorithm.ALS for r in requests]
         )
-        ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
-        return [_valid(ids[i], scores[i], n) for i in range(len(requests))]
+        out: list[Recommended | None] = [None] * len(requests)
+        for use_stored in (True, False):
+            positions = np.flatnonzero(stored == use_stored)
+            if positions.size == 0:
+                continue
+            rows = user_items if positions.size == len(requests) else user_items[positions]
+            userids: Any = (
+                np.array([requests[i].customer_row for i in positions], dtype=np.int64)
+                if use_stored
+                else np.arange(positions.size)
+            )
+            ids, scores = model.recommend(
+                userids[0] if len(requests) == 1 else userids,
+                rows,
+                N=n,
+                filter_already_liked_items=first.filter_seen,
+                filter_items=filter_items,
+                items=items,
+                recalculate_user=algorithm == Algorithm.ALS and not use_stored,
+            )
+            ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
+            for at, position in enumerate(positions.tolist()):
+                out[position] = _valid(ids[at], scores[at], n)
+        return [answer for answer in out if answer is not None]
 
     @staticmethod
     def _bpr_one(
@@ -666,7 +765,7 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
         if request.customer_row is not None:
             ids, scores = model.recommend(
                 request.customer_row,
-                request.user_items if items is None else request.user_items.copy(),  # see _recommend_batch
+                request.live() if items is None else request.live().copy(),  # see _recommend_batch
                 N=request.n,
                 filter_already_liked_items=request.filter_seen,
                 filter_items=filter_items,
@@ -674,13 +773,13 @@ class RecommenderKind(ModelKind[LoadedRecommender, Any, Any]):
             )
             return _valid(ids, scores, request.n)
         # a customer BPR never saw: their factors are the mean of the factors of what they touched
-        touched = request.user_items.indices
+        touched = request.live().indices
         if touched.size == 0:
             return Recommended(np.empty(0, np.int64), np.empty(0, np.float32))
         user = model.item_factors[touched].mean(axis=0)
         user[-1] = 1.0  # implicit's BPR keeps the item bias in the last column, the user's is 1
         scores = model.item_factors @ user
-        return _top_from_scores(scores, request.user_items, request)
+        return _top_from_scores(scores, request.live(), request)
 
     def _similar(self, loaded: LoadedRecommender, request: SimilarRequest) -> Recommended:
         if loaded.algorithm == Algorithm.POPULARITY:
@@ -738,6 +837,19 @@ def _similarity_reasons(loaded: LoadedRecommender, row: sp.csr_matrix, item: int
     scores = similarity * confidence
     order = np.argsort(-scores)[:n]
     return [(int(past[i]), float(scores[i])) for i in order]
+
+
+def _rows_of(requests: Sequence[RecommendRequest]) -> sp.csr_matrix:
+    """The requests' live rows as one matrix (the batch's shared one, unsliced, when they are all of it)."""
+    shared = requests[0].user_items
+    if requests[0].row is None and len(requests) == 1:
+        return shared
+    if all(request.user_items is shared and request.row is not None for request in requests):
+        positions = np.fromiter((request.row for request in requests), np.int64, len(requests))
+        if len(positions) == shared.shape[0] and np.array_equal(positions, np.arange(len(positions))):
+            return shared
+        return shared[positions]
+    return sp.vstack([request.live() for request in requests]).tocsr()
 
 
 def _batchable(requests: Sequence[RecommendRequest]) -> bool:

@@ -113,6 +113,9 @@ class RetailSettings(TimeStampedModel):
     organization = models.OneToOneField("core.Organization", on_delete=models.CASCADE, related_name="retail_settings")
     event_weights = models.JSONField(default=dict, blank=True)
     fallback_days = models.PositiveIntegerField(default=DEFAULT_FALLBACK_DAYS)
+    # +1 whenever stored events are removed (an item deleted with its events): a version's stored
+    # interaction rows stand for the live ones only while this is what it was trained at
+    history_revision = models.PositiveIntegerField(default=0, editable=False)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -110,6 +110,7 @@ class ServingSettings:
     event_weights: dict[str, float]
     fallback_days: int
     splits: dict[str, dict[str, int]]  # model name → {alias: percentage}
+    history_revision: int = 0  # `RetailSettings.history_revision`
 
 
 # Like ml's "which version serves" (and for the same ML_SERVING_CACHE_SECONDS): two queries fewer
@@ -129,6 +130,7 @@ def serving_settings(*, org: Organization) -> ServingSettings:
     found = ServingSettings(
         event_weights={**DEFAULT_EVENT_WEIGHTS, **stored.event_weights},
         fallback_days=stored.fallback_days,
+        history_revision=stored.history_revision,
         splits={
             name: dict(weights)
             for name, weights in TrafficSplit.objects.filter(organization=org).values_list("model_name", "weights")
@@ -147,9 +149,12 @@ def serving_settings_clear() -> None:
 
 
 def customer_weights(
-    *, org: Organization, customer_ids: list[str], weights: dict[str, float]
+    *, org: Organization, customer_ids: list[str], weights: dict[str, float], after_event: int = 0
 ) -> dict[str, dict[str, float]]:
     """Each customer's live confidence per item id (every event up to now, `weights` per type), in one query.
+
+    With `after_event`, only the events stored after that event id (what came since a version's
+    training snapshot, `IdMaps.history`); the sums may then be negative or zero, and are kept.
 
     The weighting is the training matrix's (`training_data.weight_expression`), applied here in
     Python: for one customer, compiling that SQL expression costs more (4 ms) than summing their
@@ -159,16 +164,20 @@ def customer_weights(
     from apps.retail.choices import DEFAULT_CUSTOM_WEIGHT, VALUE_WEIGHTED_TYPES
 
     out: dict[str, dict[str, float]] = {customer: {} for customer in customer_ids}
-    for customer, item, event_type, value in _customer_events(org=org, customer_ids=customer_ids):
+    for customer, item, event_type, value in _customer_events(org=org, customer_ids=customer_ids, after=after_event):
         weight = weights.get(event_type, DEFAULT_CUSTOM_WEIGHT)
         if event_type in VALUE_WEIGHTED_TYPES:
             weight *= 1.0 if value is None else value
         row = out[customer]
         row[item] = row.get(item, 0.0) + weight
+    if after_event:
+        return out
     return {customer: {item: w for item, w in row.items() if w > 0} for customer, row in out.items()}
 
 
-def _customer_events(*, org: Organization, customer_ids: list[str]) -> list[tuple[str, str, str, float | None]]:
+def _customer_events(
+    *, org: Organization, customer_ids: list[str], after: int = 0
+) -> list[tuple[str, str, str, float | None]]:
     """(customer id, item id, type, value) of every event of `customer_ids`, from a plain cursor.
 
     By the customer's organization, not the event's: with both, PostgreSQL may AND the whole
@@ -178,10 +187,10 @@ def _customer_events(*, org: Organization, customer_ids: list[str]) -> list[tupl
     """
     if connection.vendor == "postgresql":
         with binding_cursor() as cursor:
-            cursor.execute(_customer_events_sql(), [org.pk, customer_ids])
+            cursor.execute(_customer_events_sql(), [org.pk, customer_ids, after])
             return cursor.fetchall()
     events = (
-        Event.objects.filter(customer__organization=org, customer__external_id__in=customer_ids)
+        Event.objects.filter(customer__organization=org, customer__external_id__in=customer_ids, pk__gt=after)
         .order_by()
         .values_list("customer__external_id", "item__external_id", "type", "value")
     )
@@ -200,7 +209,8 @@ def _customer_events_sql() -> str:
         f"e.{column_of(Event, 'value')[0]} FROM {event} e "
         f"JOIN {customer} c ON c.{pk} = e.{column_of(Event, 'customer')[0]} "
         f"JOIN {item} i ON i.{column_of(Item, 'pk')[0]} = e.{column_of(Event, 'item')[0]} "
-        f"WHERE c.{column_of(Customer, 'organization')[0]} = %b AND c.{external_id} = ANY(%b::{organization}[])"
+        f"WHERE c.{column_of(Customer, 'organization')[0]} = %b AND c.{external_id} = ANY(%b::{organization}[]) "
+        f"AND e.{column_of(Event, 'pk')[0]} > %b"
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -209,6 +210,70 @@ def _with(request: Any, **changes: Any) -> Any:
     return replace(request, **changes)
 
 
+# --- Customers' live interactions ------------------------------------------------------------------
+
+
+def snapshot_after(ids: IdMaps | None, current: ServingSettings) -> int | None:
+    """The event id after which a customer's events are not in the version's stored rows.
+
+    None when serving must read customers' whole histories: a version stored without its rows
+    (trained before they were kept, or on a `since` window), event weights changed since, or
+    events removed since (`history_revision`).
+    """
+    if ids is None or ids.seen is None or ids.history is None:
+        return None
+    history = ids.history
+    if history["event_weights"] != current.event_weights or history["history_revision"] != current.history_revision:
+        return None
+    return int(history["through_event"])
+
+
+class Histories:
+    """Some customers' live interactions for one version: rows in its item space, and what they saw.
+
+    Read whole from the events (`customer_weights`), or, where the version stored its training
+    rows (`snapshot_after`), as stored row + the events after the snapshot: then a customer
+    without newer events keeps the factors the version solved for them (`stored`).
+    """
+
+    def __init__(
+        self, org: Organization, current: ServingSettings, ids: IdMaps | None, customers: Sequence[str]
+    ) -> None:
+        self.ids, self.customers = ids, list(customers)
+        after = snapshot_after(ids, current)
+        weights = selectors.customer_weights(
+            org=org, customer_ids=self.customers, weights=current.event_weights, after_event=after or 0
+        )
+        self._weights = [weights[customer] for customer in self.customers]
+        self._whole = after is None
+        self.rows: sp.csr_matrix | None = None
+        self.stored = np.zeros(len(self.customers), dtype=bool)
+        if ids is not None and self._whole:
+            self.rows = ids.live_rows(self._weights)
+        elif ids is not None:
+            self.rows, changed = ids.rows_with(self.customers, self._weights)
+            self.stored = ~changed & np.fromiter(
+                (customer in ids.customer_rows for customer in self.customers), bool, len(self.customers)
+            )
+
+    def row(self, position: int) -> sp.csr_matrix:
+        assert self.rows is not None
+        return self.rows if len(self.customers) == 1 else _row(self.rows, position)
+
+    def seen(self, position: int) -> set[str]:
+        """Ids of the items the customer at `position` interacted with (positive confidence)."""
+        weights = self._weights[position]
+        if self._whole or self.ids is None:
+            return set(weights)
+        assert self.rows is not None
+        start, end = self.rows.indptr[position], self.rows.indptr[position + 1]
+        items = self.ids.items
+        out = {items[column] for column in self.rows.indices[start:end].tolist()}
+        # items the version lacks have no event before its snapshot: their new sum is their whole
+        out.update(item for item, weight in weights.items() if weight > 0 and item not in self.ids.item_rows)
+        return out
+
+
 # --- Answers ---------------------------------------------------------------------------------------
 
 
@@ -230,16 +295,15 @@ def customer_recommend(
     org = actor.organization
     current = selectors.serving_settings(org=org)
     version, chosen_alias = version_for(org=org, served=current, model=model, alias=alias, customer=customer)
-    weights = selectors.customer_weights(org=org, customer_ids=[customer], weights=current.event_weights)[customer]
-    blocked = set(filters.exclude) | (set() if filters.include_seen else set(weights))
+    ids = runtime.preprocessor(version) if version is not None else None
+    history = Histories(org, current, ids, [customer])
+    blocked = set(filters.exclude) | (set() if filters.include_seen else history.seen(0))
     allowed = _category_ids(org, filters.category) if filters.category else None
     picked: list[ShownItem] = []
-    ids: IdMaps | None = None
     row = None
     logged: _LoggedCheck | None = None
-    if version is not None:
-        ids = runtime.preprocessor(version)
-        row = ids.live_row(weights)
+    if version is not None and ids is not None:
+        row = history.row(0)
         if row.nnz or ids.customer_rows.get(customer) is not None:
             request = RecommendRequest(
                 user_items=row,
@@ -248,6 +312,7 @@ def customer_recommend(
                 filter_seen=not filters.include_seen,
                 exclude=tuple(sorted(ids.item_rows_of(filters.exclude))),
                 items=None if allowed is None else tuple(sorted(ids.item_rows_of(sorted(allowed)))),
+                stored_factors=bool(history.stored[0]),
             )
             if connection.vendor == "postgresql":
                 logged = _LoggedCheck(org=org, version=version, alias=chosen_alias, customer=customer, filters=filters)
@@ -305,6 +370,26 @@ def item_similar(*, actor: Actor, item_id: str, filters: Filters, model: str = "
     return _logged(org, RecommendationKind.SIMILAR, version, chosen_alias, page, customer="", item=item_id)
 
 
+@dataclass(frozen=True)
+class _LogRow:
+    """One answer for the attribution log (`Recommendation`), without a model instance per answer."""
+
+    kind: str
+    version: ModelVersion | None
+    alias: str
+    items: list[ShownItem]
+    customer: str = ""
+    item: str = ""
+    recomm_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    def answer(self) -> Answer:
+        return Answer(recomm_id=self.recomm_id, version=self.version, alias=self.logged_alias, items=self.items)
+
+    @property
+    def logged_alias(self) -> str:
+        return self.alias if self.version is not None else ""
+
+
 def _logged(
     org: Organization,
     kind: str,
@@ -315,20 +400,9 @@ def _logged(
     customer: str,
     item: str,
 ) -> Answer:
-    record = Recommendation(
-        organization=org,
-        kind=kind,
-        customer_external_id=customer,
-        item_external_id=item,
-        model_version=version,
-        model_name=version.registered_model.name if version else "",
-        model_version_number=version.number if version else None,
-        alias=alias if version else "",
-        items=[shown.id for shown in items],
-        sources=[shown.source for shown in items],
-    )
-    _log([record])
-    return Answer(recomm_id=record.recomm_id, version=version, alias=record.alias, items=items)
+    row = _LogRow(kind=kind, version=version, alias=alias, items=items, customer=customer, item=item)
+    _log(org, [row])
+    return row.answer()
 
 
 def _explain(
@@ -403,7 +477,6 @@ def customers_recommend_batch(
     org = actor.organization
     unique = list(dict.fromkeys(customers))
     current = selectors.serving_settings(org=org)
-    weights = selectors.customer_weights(org=org, customer_ids=unique, weights=current.event_weights)
     allowed = _category_ids(org, filters.category) if filters.category else None
     by_version: dict[int | None, tuple[ModelVersion | None, str, list[str]]] = {}
     resolved: dict[str, tuple[ModelVersion | None, str]] = {}  # one lookup per alias, not per customer
@@ -416,29 +489,34 @@ def customers_recommend_batch(
         by_version.setdefault(key, (version, chosen, []))[2].append(customer)
     picked: dict[str, list[ShownItem]] = {customer: [] for customer in unique}
     aliases: dict[str, tuple[ModelVersion | None, str]] = {}
+    seen: dict[str, Callable[[], set[str]]] = {}
     for version, chosen, group in by_version.values():
         for customer in group:
             aliases[customer] = (version, chosen)
-        if version is None:
+        ids = runtime.preprocessor(version) if version is not None else None
+        history = Histories(org, current, ids, group)
+        for position, customer in enumerate(group):
+            seen[customer] = functools.partial(history.seen, position)
+        if version is None or ids is None:
             continue
-        ids = runtime.preprocessor(version)
         exclude = tuple(sorted(ids.item_rows_of(filters.exclude)))
         items = None if allowed is None else tuple(sorted(ids.item_rows_of(sorted(allowed))))
-        live = ids.live_rows([weights[customer] for customer in group])
+        assert history.rows is not None
         requests = [
             RecommendRequest(
-                user_items=_row(live, position),
+                user_items=history.rows,
+                row=position,
                 customer_row=ids.customer_rows.get(customer),
                 n=filters.wanted + OVERFETCH,
                 filter_seen=not filters.include_seen,
                 exclude=exclude,
                 items=items,
+                stored_factors=bool(history.stored[position]),
             )
             for position, customer in enumerate(group)
         ]
-        served = [
-            (c, r) for c, r in zip(group, requests, strict=True) if r.user_items.nnz or r.customer_row is not None
-        ]
+        counts = np.diff(history.rows.indptr)
+        served = [(c, r) for c, r in zip(group, requests, strict=True) if counts[r.row] or r.customer_row is not None]
         outputs = runtime.predict(version, [request for _, request in served]).outputs if served else []
         candidates = {
             customer: [
@@ -454,12 +532,11 @@ def customers_recommend_batch(
                 for item, score in pairs
                 if item in titles
             ][: filters.wanted]
-    answers: list[tuple[str, Answer]] = []
-    records = []
+    rows: list[_LogRow] = []
     for customer in unique:
         shown = picked[customer]
         if len(shown) < filters.wanted:
-            blocked = set(filters.exclude) | (set() if filters.include_seen else set(weights[customer]))
+            blocked = set(filters.exclude) | (set() if filters.include_seen else seen[customer]())
             shown += _fallback(
                 org,
                 days=current.fallback_days,
@@ -468,32 +545,38 @@ def customers_recommend_batch(
                 count=filters.wanted - len(shown),
                 taken=[item.id for item in shown],
             )
-        page = shown[filters.offset : filters.wanted]
         version, chosen = aliases[customer]
-        record = Recommendation(
-            organization=org,
-            kind=RecommendationKind.BATCH,
-            customer_external_id=customer,
-            model_version=version,
-            model_name=version.registered_model.name if version else "",
-            model_version_number=version.number if version else None,
-            alias=chosen if version else "",
-            items=[item.id for item in page],
-            sources=[item.source for item in page],
+        page = shown[filters.offset : filters.wanted]
+        rows.append(
+            _LogRow(kind=RecommendationKind.BATCH, version=version, alias=chosen, items=page, customer=customer)
         )
-        records.append(record)
-        answers.append((customer, Answer(recomm_id=record.recomm_id, version=version, alias=record.alias, items=page)))
-    _log(records)
-    return answers
+    _log(org, rows)
+    return [(row.customer, row.answer()) for row in rows]
 
 
-def _log(records: Sequence[Recommendation]) -> None:
+def _log(org: Organization, rows: Sequence[_LogRow]) -> None:
     """Store answers in the attribution log: one statement for any number on PostgreSQL."""
     if connection.vendor == "postgresql":
-        _log_insert_postgres(records)
-    else:
-        with transaction.atomic():
-            Recommendation.objects.bulk_create(records, batch_size=2000)
+        _log_insert_postgres(org, rows)
+        return
+    records = [
+        Recommendation(
+            recomm_id=row.recomm_id,
+            organization=org,
+            kind=row.kind,
+            customer_external_id=row.customer,
+            item_external_id=row.item,
+            model_version=row.version,
+            model_name=row.version.registered_model.name if row.version else "",
+            model_version_number=row.version.number if row.version else None,
+            alias=row.logged_alias,
+            items=[shown.id for shown in row.items],
+            sources=[shown.source for shown in row.items],
+        )
+        for row in rows
+    ]
+    with transaction.atomic():
+        Recommendation.objects.bulk_create(records, batch_size=2000)
 
 
 LOGGED = (  # the attribution log's columns, as `_log_insert_postgres` writes them
@@ -512,15 +595,30 @@ LOGGED = (  # the attribution log's columns, as `_log_insert_postgres` writes th
 )
 
 
-def _log_insert_postgres(records: Sequence[Recommendation]) -> None:
-    """Answers into the attribution log in one statement (`bulk_create`: 4x the time for a batch)."""
-    from psycopg.types.json import Jsonb
+def _log_insert_postgres(org: Organization, rows: Sequence[_LogRow]) -> None:
+    """Answers into the attribution log in one statement (`bulk_create`: 4x the time for a batch).
 
-    arrays: list[list[Any]] = [[] for _ in LOGGED]
-    for record in records:
-        for values, name in zip(arrays, LOGGED, strict=True):
-            value = getattr(record, f"{name}_id" if name in ("organization", "model_version") else name)
-            values.append(Jsonb(value) if name in ("items", "sources") else value)
+    Columns as arrays in `LOGGED`'s order; the two JSON lists go as JSON text (cast to jsonb by
+    the statement), which psycopg sends several times faster than a `Jsonb` wrapper per value.
+    """
+    from django.utils import timezone
+
+    now = timezone.now()
+    names = {version.pk: version.registered_model.name for version in {row.version for row in rows} if version}
+    arrays: list[list[Any]] = [
+        [row.recomm_id for row in rows],
+        [org.pk] * len(rows),
+        [str(row.kind) for row in rows],
+        [row.customer for row in rows],
+        [row.item for row in rows],
+        [row.version.pk if row.version else None for row in rows],
+        [names[row.version.pk] if row.version else "" for row in rows],
+        [row.version.number if row.version else None for row in rows],
+        [row.logged_alias for row in rows],
+        [json.dumps([shown.id for shown in row.items]) for row in rows],
+        [json.dumps([str(shown.source) for shown in row.items]) for row in rows],
+        [now] * len(rows),
+    ]
     with binding_cursor() as cursor:
         cursor.execute(_log_sql(), arrays)
 
@@ -530,8 +628,13 @@ def _log_sql() -> str:
     columns = [column_of(Recommendation, name) for name in LOGGED]
     return (  # names from _meta, every value a bound parameter
         f"INSERT INTO {table_name(Recommendation)} ({', '.join(column for column, _ in columns)}) "  # noqa: S608
-        f"SELECT * FROM unnest({', '.join(f'%b::{kind}[]' for _, kind in columns)})"
+        f"SELECT * FROM unnest({', '.join(f'%b::{_sent_as(kind)}[]::{kind}[]' for _, kind in columns)})"
     )
+
+
+def _sent_as(kind: str) -> str:
+    """The array type a column's values are sent as: JSON as text (see `_log_insert_postgres`)."""
+    return "text" if kind == "jsonb" else kind
 
 
 class _LoggedCheck:

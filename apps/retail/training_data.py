@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from django.db import NotSupportedError, connections
+from django.db import NotSupportedError, OperationalError, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     BigIntegerField,
@@ -38,15 +38,17 @@ from django.db.models.functions import Coalesce
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.dateparse import parse_datetime
 
+from apps.retail.bulk_sql import table_name
 from apps.retail.choices import DEFAULT_CUSTOM_WEIGHT, VALUE_WEIGHTED_TYPES
 from apps.retail.evaluation import InteractionTable
 from apps.retail.ml import Interactions
 from apps.retail.models import Customer, Event, Item
-from apps.retail.selectors import event_weights_get
+from apps.retail.selectors import event_weights_get, settings_get
 from core.tenancy.models import Organization
 from ml.kinds import TrainingRequest
 
 CHUNK = 50_000
+WATERMARK_LOCK_TIMEOUT = "30s"
 
 
 def weight_expression(weights: Mapping[str, float]) -> Case:
@@ -146,7 +148,7 @@ def _rows_postgres(queryset: QuerySet[Any, Any]) -> np.ndarray:
 
 
 def _pairs_summed(events: np.ndarray) -> np.ndarray:
-    """Per-event rows → one row per (customer, item): the weights summed, the earliest first_seen, weight > 0.
+    """Per-event rows → one row per (customer, item): the weights summed, the earliest first_seen.
 
     The grouping of the SQL path, in numpy: on PostgreSQL, hashing 100,000 pairs cost more than
     sending every event (0.2 s vs 0.05 s for MovieLens). The minimum of the truncated seconds is
@@ -163,7 +165,7 @@ def _pairs_summed(events: np.ndarray) -> np.ndarray:
     pairs["item"] = events["item"][starts]
     pairs["weight"] = np.add.reduceat(events["weight"], starts)
     pairs["first_seen"] = np.minimum.reduceat(events["first_seen"], starts)
-    return pairs[pairs["weight"] > 0]
+    return pairs
 
 
 def _rows(queryset: QuerySet[Any, Any]) -> np.ndarray:
@@ -186,17 +188,47 @@ def _rows(queryset: QuerySet[Any, Any]) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.empty(0, dtype=_ROW)
 
 
-def interactions_load(*, org: Organization, since: datetime | None = None) -> Interactions:
-    """The organization's (customer, item) confidences since `since`, ready for `ModelKind.train`."""
-    weights = event_weights_get(org=org)
+def events_watermark(*, org: Organization) -> int | None:
+    """The id up to which every event of `org` is committed, and above which every later one falls.
+
+    On PostgreSQL ids are handed out in insert order but committed in any order: the highest id
+    visible now may sit above an id whose batch is still being stored. A SHARE lock waits for
+    the inserts in flight (and holds new ones back for that instant), so the highest id read
+    under it is a clean cut: a version trained on the events up to it and serving's events after
+    it (`customer_weights(after_event=)`) cover every event exactly once. None when the lock is
+    not granted within `WATERMARK_LOCK_TIMEOUT` (serving then reads every customer's events).
+    SQLite commits one writer at a time, so its highest id is such a cut already.
+    """
     events = Event.objects.filter(organization=org)
+    if connection.vendor != "postgresql":
+        return events.aggregate(last=Max("id"))["last"] or 0
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{WATERMARK_LOCK_TIMEOUT}'")
+            cursor.execute(f"LOCK TABLE {table_name(Event)} IN SHARE MODE")
+            return events.aggregate(last=Max("id"))["last"] or 0
+    except OperationalError:  # lock_timeout: a long import holds the table
+        return None
+
+
+def interactions_load(*, org: Organization, since: datetime | None = None) -> Interactions:
+    """The organization's (customer, item) confidences since `since`, ready for `ModelKind.train`.
+
+    Only the events up to `events_watermark`: `description["through_event"]` says where the
+    version's stored rows end, for serving to read what came after.
+    """
+    weights = event_weights_get(org=org)
+    revision = settings_get(org=org).history_revision
+    through = events_watermark(org=org)
+    events = Event.objects.filter(organization=org)
+    if through is not None:
+        events = events.filter(id__lte=through)
     if since is not None:
         events = events.filter(timestamp__gte=since)
     pairs = (
         events.order_by()
         .values("customer_id", "item_id")
         .annotate(weight=Sum(weight_expression(weights)), first_seen=EpochSeconds(Min("timestamp")))
-        .filter(weight__gt=0)
         .values_list("customer_id", "item_id", "weight", "first_seen")
     )
     if connections[pairs.db].vendor == "postgresql":
@@ -208,6 +240,9 @@ def interactions_load(*, org: Organization, since: datetime | None = None) -> In
         rows = _pairs_summed(_rows_postgres(per_event))
     else:
         rows = _rows(pairs)
+    positive = rows["weight"] > 0  # a pair whose events sum to nothing or less is no interaction
+    dropped = int(len(rows) - np.count_nonzero(positive))
+    rows = rows[positive]
     customer_keys, customer_rows = np.unique(rows["customer"], return_inverse=True)
     item_keys, item_rows = np.unique(rows["item"], return_inverse=True)
     customer_names = dict(Customer.objects.filter(organization=org).values_list("pk", "external_id"))
@@ -236,6 +271,9 @@ def interactions_load(*, org: Organization, since: datetime | None = None) -> In
             "since": since.isoformat() if since else None,
             "latest_event": latest.isoformat() if latest else None,
             "event_weights": weights,
+            "through_event": through,
+            "history_revision": revision,
+            "pairs_not_positive": dropped,
         },
     )
 

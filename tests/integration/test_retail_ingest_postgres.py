@@ -232,3 +232,36 @@ def test_a_retry_racing_the_first_request_stores_each_event_once(postgres: None,
     assert Event.objects.filter(organization=org).count() == 300
     assert Customer.objects.filter(organization=org).count() == 7
     assert len(_ingest_audits(org)) == 1
+
+
+def test_the_training_watermark_waits_for_a_batch_still_being_stored(postgres: None, api: Any, org: Any) -> None:
+    """Ids are handed out at insert and committed in any order: the cut waits for the batch in flight.
+
+    Without the wait, a batch holding lower ids than one already committed would fall below the
+    cut unseen by the training read, and serving (which reads only events after the cut) would
+    never count it.
+    """
+    from apps.retail.training_data import events_watermark
+
+    response = api.put(ITEMS, [{"id": f"i{n}"} for n in range(3)], format="json")
+    assert response.status_code == 200, response.content
+    actor = Actor.system(org)
+    events_ingest(actor=actor, rows=[{"event_id": "before", "customer": "c", "item": "i0", "type": "view"}])
+    outcome: dict[str, Any] = {}
+
+    def watermark() -> None:  # another connection, as the training job is
+        try:
+            outcome["cut"] = events_watermark(org=org)
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():  # a batch stored but not yet committed
+        events_ingest(actor=actor, rows=[{"event_id": "in-flight", "customer": "c", "item": "i1", "type": "view"}])
+        in_flight = Event.objects.get(event_id="in-flight").pk
+        reader = threading.Thread(target=watermark)
+        reader.start()
+        time.sleep(1.0)
+        assert reader.is_alive()  # waiting for this transaction, not cutting below or above it
+    reader.join(timeout=30)
+
+    assert outcome["cut"] == in_flight
