@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping
+import itertools
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from django.core.files.base import ContentFile
+from django.core.files.base import File
 from django.db import transaction
 
 from apps.retail import selectors
@@ -39,6 +41,7 @@ from ml.training import training_run_create
 
 MAX_EVENT_TYPES = 50
 PRECOMPUTE_BATCH = 1000
+PRECOMPUTE_SPOOL_BYTES = 8 * 1024 * 1024  # the export's CSV in memory up to this, then on disk
 
 
 @transaction.atomic
@@ -187,27 +190,28 @@ def precompute_start(*, actor: Actor, model_name: str = "", alias: str = "", n: 
 
 
 def precompute_execute(*, export_id: int, actor: Actor, alias: str, report: Callable[..., None]) -> dict[str, Any]:
-    """Write `customer,rank,item,score,source,recomm_id` rows for every customer, in batches."""
+    """Write `customer,rank,item,score,source,recomm_id` rows for every customer, in batches.
+
+    The CSV goes to a temporary file (in memory only up to `PRECOMPUTE_SPOOL_BYTES`) and is then
+    stored as it is: a shop of millions of customers is never held whole in memory.
+    """
     export = RecommendationExport.objects.get(pk=export_id)
-    customers = list(
-        Customer.objects.filter(organization=export.organization)
-        .order_by("external_id")
-        .values_list("external_id", flat=True)
-    )
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["customer", "rank", "item", "title", "score", "source", "recomm_id"])
+    everyone = Customer.objects.filter(organization=export.organization).order_by("external_id")
+    total = everyone.count()
     version_number = None
-    for start in range(0, len(customers), PRECOMPUTE_BATCH):
-        batch = customers[start : start + PRECOMPUTE_BATCH]
-        answers = customers_recommend_batch(
-            actor=actor, customers=batch, filters=Filters(n=export.n), model=export.model_name, alias=alias
-        )
-        for customer, answer in answers:
-            if answer.version is not None:
-                version_number = answer.version.number
-            for rank, shown in enumerate(answer.items, start=1):
-                writer.writerow(
+    done = 0
+    with tempfile.SpooledTemporaryFile(max_size=PRECOMPUTE_SPOOL_BYTES, mode="w+b") as spool:
+        text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+        writer = csv.writer(text)
+        writer.writerow(["customer", "rank", "item", "title", "score", "source", "recomm_id"])
+        for batch in _batched(everyone.values_list("external_id", flat=True).iterator(chunk_size=PRECOMPUTE_BATCH)):
+            answers = customers_recommend_batch(
+                actor=actor, customers=batch, filters=Filters(n=export.n), model=export.model_name, alias=alias
+            )
+            for customer, answer in answers:
+                if answer.version is not None:
+                    version_number = answer.version.number
+                writer.writerows(
                     [
                         customer,
                         rank,
@@ -217,17 +221,23 @@ def precompute_execute(*, export_id: int, actor: Actor, alias: str, report: Call
                         shown.source,
                         answer.recomm_id,
                     ]
+                    for rank, shown in enumerate(answer.items, start=1)
                 )
-        report(
-            progress=min((start + len(batch)) / max(len(customers), 1), 0.99),
-            message=f"{start + len(batch):,} customers",
-        )
-    with stored_files() as files, transaction.atomic():
-        name = files.save(
-            media_name(org_id=export.organization_id, domain=DOMAIN, folder="exports", suffix=".csv"),
-            ContentFile(buffer.getvalue().encode()),
-        )
-        RecommendationExport.objects.filter(pk=export.pk).update(
-            file_path=name, customers=len(customers), model_version_number=version_number
-        )
-    return {"export_id": export.pk, "customers": len(customers), "model_version": version_number}
+            done += len(batch)
+            report(progress=min(done / max(total, 1), 0.99), message=f"{done:,} customers")
+        text.flush()
+        text.detach()  # the spool stays open for storing
+        spool.seek(0)
+        with stored_files() as files, transaction.atomic():
+            name = files.save(
+                media_name(org_id=export.organization_id, domain=DOMAIN, folder="exports", suffix=".csv"), File(spool)
+            )
+            RecommendationExport.objects.filter(pk=export.pk).update(
+                file_path=name, customers=done, model_version_number=version_number
+            )
+    return {"export_id": export.pk, "customers": done, "model_version": version_number}
+
+
+def _batched(ids: Iterator[str]) -> Iterator[list[str]]:
+    while batch := list(itertools.islice(ids, PRECOMPUTE_BATCH)):
+        yield batch
