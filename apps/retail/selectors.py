@@ -10,9 +10,10 @@ import functools
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.db import connection, connections
@@ -33,6 +34,8 @@ from apps.retail.models import (
 )
 from core.errors import NotFound
 from core.tenancy.models import Organization
+
+T = TypeVar("T")
 
 
 def available_items(*, org: Organization, now: datetime | None = None) -> QuerySet[Item]:
@@ -113,21 +116,46 @@ class ServingSettings:
     history_revision: int = 0  # `RetailSettings.history_revision`
 
 
+class _PerOrganization(Generic[T]):
+    """A per-process cache of one value per organization, each kept for `ttl()` seconds (0: off)."""
+
+    def __init__(self, ttl: Callable[[], float]) -> None:
+        self._ttl = ttl
+        self._values: dict[int, tuple[float, T]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, org: Organization, compute: Callable[[], T]) -> T:
+        ttl = self._ttl()
+        with self._lock:
+            cached = self._values.get(org.pk)
+        if ttl > 0 and cached is not None and time.monotonic() - cached[0] < ttl:
+            return cached[1]
+        value = compute()
+        if ttl > 0:
+            with self._lock:
+                self._values[org.pk] = (time.monotonic(), value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
 # Like ml's "which version serves" (and for the same ML_SERVING_CACHE_SECONDS): two queries fewer
 # per answer. A change made in this process applies at once (`serving_settings_clear` on commit);
 # other processes follow within the TTL.
-_serving_settings: dict[int, tuple[float, ServingSettings]] = {}
-_serving_settings_lock = threading.Lock()
+_serving_settings: _PerOrganization[ServingSettings] = _PerOrganization(
+    lambda: float(getattr(settings, "ML_SERVING_CACHE_SECONDS", 0) or 0)
+)
 
 
 def serving_settings(*, org: Organization) -> ServingSettings:
-    ttl = float(getattr(settings, "ML_SERVING_CACHE_SECONDS", 0) or 0)
-    with _serving_settings_lock:
-        cached = _serving_settings.get(org.pk)
-    if ttl > 0 and cached is not None and time.monotonic() - cached[0] < ttl:
-        return cached[1]
+    return _serving_settings.get(org, lambda: _serving_settings_read(org))
+
+
+def _serving_settings_read(org: Organization) -> ServingSettings:
     stored = settings_get(org=org)
-    found = ServingSettings(
+    return ServingSettings(
         event_weights={**DEFAULT_EVENT_WEIGHTS, **stored.event_weights},
         fallback_days=stored.fallback_days,
         history_revision=stored.history_revision,
@@ -137,15 +165,10 @@ def serving_settings(*, org: Organization) -> ServingSettings:
             if weights
         },
     )
-    if ttl > 0:
-        with _serving_settings_lock:
-            _serving_settings[org.pk] = (time.monotonic(), found)
-    return found
 
 
 def serving_settings_clear() -> None:
-    with _serving_settings_lock:
-        _serving_settings.clear()
+    _serving_settings.clear()
 
 
 def customer_weights(
@@ -243,8 +266,9 @@ def customer_history(*, org: Organization, customer_id: str, limit: int = 50) ->
 
 # --- The fallback: popular in the last N days before the latest event, then latest ----------------
 
-_popular_cache: dict[int, tuple[float, list[str]]] = {}
-_popular_lock = threading.Lock()
+_popular: _PerOrganization[list[str]] = _PerOrganization(
+    lambda: float(getattr(settings, "RETAIL_POPULAR_CACHE_SECONDS", 60))
+)
 POPULAR_DEPTH = 500
 
 
@@ -254,32 +278,27 @@ def popular_item_ids(*, org: Organization) -> list[str]:
     Reused by this process for `RETAIL_POPULAR_CACHE_SECONDS`; the caller filters out what it
     may not show (inactive, seen, excluded), so a cached list never leaks a hidden item.
     """
-    ttl = float(getattr(settings, "RETAIL_POPULAR_CACHE_SECONDS", 60))
-    with _popular_lock:
-        cached = _popular_cache.get(org.pk)
-    if cached is not None and time.monotonic() - cached[0] < ttl:
-        return cached[1]
+    return _popular.get(org, lambda: _popular_read(org))
+
+
+def _popular_read(org: Organization) -> list[str]:
     events = Event.objects.filter(organization=org)
     latest = events.aggregate(latest=Max("timestamp"))["latest"]
-    ids: list[str] = []
-    if latest is not None:
-        days = settings_get(org=org).fallback_days
-        ids = list(
-            events.filter(timestamp__gte=latest - timedelta(days=days))
-            .order_by()
-            .values("item__external_id")
-            .annotate(customers=Count("customer_id", distinct=True), events=Count("id"))
-            .order_by("-customers", "-events", "item__external_id")
-            .values_list("item__external_id", flat=True)[:POPULAR_DEPTH]
-        )
-    with _popular_lock:
-        _popular_cache[org.pk] = (time.monotonic(), ids)
-    return ids
+    if latest is None:
+        return []
+    days = settings_get(org=org).fallback_days
+    return list(
+        events.filter(timestamp__gte=latest - timedelta(days=days))
+        .order_by()
+        .values("item__external_id")
+        .annotate(customers=Count("customer_id", distinct=True), events=Count("id"))
+        .order_by("-customers", "-events", "item__external_id")
+        .values_list("item__external_id", flat=True)[:POPULAR_DEPTH]
+    )
 
 
 def popular_cache_clear() -> None:
-    with _popular_lock:
-        _popular_cache.clear()
+    _popular.clear()
 
 
 def latest_items(*, org: Organization, limit: int) -> QuerySet[Item]:
