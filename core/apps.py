@@ -19,6 +19,7 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from core.jobs import demo, signals  # noqa: F401  (job functions, worker start hooks)
+        from core.telemetry import signals as telemetry_signals  # noqa: F401  (flusher of worker processes)
 
 
 class PortalAppConfig(AppConfig):

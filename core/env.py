@@ -34,6 +34,12 @@ VARIABLES: tuple[Var, ...] = (
     Var("CSRF_TRUSTED_ORIGINS", "", "Comma-separated origins (https://host) allowed for portal forms."),
     Var("DATABASE_URL", "", "Database URL; default SQLite at `var/tessera.sqlite3` (WAL)."),
     Var(
+        "DATABASE_PREPARE_THRESHOLD",
+        "5",
+        "PostgreSQL: server-bound statements (the serving paths') are prepared after this many runs on a "
+        "connection; `0` never (behind a transaction-mode pooler without prepared-statement support).",
+    ),
+    Var(
         "CELERY_BROKER_URL", "", "Broker URL (`redis://…`, `amqp://…`); default a filesystem broker under `var/broker`."
     ),
     Var("CACHE_URL", "", "Cache for throttling (`redis://…`); default per-process memory."),
@@ -87,6 +93,42 @@ VARIABLES: tuple[Var, ...] = (
     ),
     Var("DICOM_PORT", "11112", "Port of the DICOM listener (storage SCP: C-ECHO, C-STORE) `make run` starts."),
     Var("DICOM_AE_TITLE", "TESSERA", "The listener's own AE title (what modalities call)."),
+    Var(
+        "DICOM_TLS_CERT",
+        "",
+        "PEM certificate (chain) of the DICOM listener: set with DICOM_TLS_KEY, the listener speaks DICOM TLS "
+        "(PS3.15 Annex B, TLS 1.2 or later) instead of plain TCP.",
+    ),
+    Var("DICOM_TLS_KEY", "", "PEM private key of DICOM_TLS_CERT."),
+    Var(
+        "DICOM_TLS_CA",
+        "",
+        "PEM CA bundle: when set (with DICOM_TLS_CERT), every modality must present a client certificate it signed.",
+    ),
+    Var(
+        "METRICS_TOKEN",
+        "",
+        "Bearer token `/metrics` requires (Prometheus `authorization` credentials); `make run` generates one "
+        "in `$VAR_DIR/metrics_token.txt` when unset.",
+    ),
+    Var(
+        "METRICS_ALLOWED_NETWORKS",
+        "",
+        "Comma-separated networks (`10.0.0.0/8,127.0.0.1`) allowed to scrape `/metrics` (the client address "
+        "as the web server sees it). With neither this nor METRICS_TOKEN, `/metrics` is closed (403).",
+    ),
+    Var(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "",
+        "Folder for prometheus_client's multiprocess mode (gunicorn workers and Celery pool processes of one "
+        "host share it; empty it before they start). `make run` uses `$VAR_DIR/prometheus`.",
+    ),
+    Var("TELEMETRY_RETENTION_DAYS", "14", "Days the per-minute telemetry rollups (portal operations page) are kept."),
+    Var(
+        "TELEMETRY_FLUSH_SECONDS",
+        "10",
+        "How often each process writes its buffered telemetry rollups and heartbeat (0: only when asked).",
+    ),
 )
 
 _BY_NAME = {var.name: var for var in VARIABLES}

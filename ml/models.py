@@ -9,6 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from core.telemetry.models import MinuteRollup
 from core.tenancy.models import TimeStampedModel
 from ml.choices import VersionSource
 
@@ -176,3 +177,29 @@ def served_by(version: ModelVersion) -> dict[str, Any]:
         "model_name": version.registered_model.name,
         "model_version_number": version.number,
     }
+
+
+class PredictionRollup(MinuteRollup):
+    """One minute of `ml.runtime` calls of one version, per alias it was served through and device.
+
+    Written by the per-process telemetry flusher (`ml.telemetry`), summed over processes; `items`
+    counts inputs. Kept `TELEMETRY_RETENTION_DAYS`. Alias "" means the version was asked for by
+    number (pinned), not through an alias.
+    """
+
+    organization = models.ForeignKey("core.Organization", on_delete=models.CASCADE, related_name="+")
+    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    alias = models.CharField(max_length=50, blank=True)
+    device = models.CharField(max_length=32)
+
+    class Meta(MinuteRollup.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "version", "alias", "device"], name="ml_prediction_rollup_unique_minute"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "registered_model", "minute"])]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} version {self.version_id}@{self.alias or '-'}: {self.count}"

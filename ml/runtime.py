@@ -8,7 +8,8 @@
 The runtime owns, for all of them: device resolution (`ML_DEVICE`) and precision (`ML_HALF`:
 half on CUDA where the kind allows), a per-process LRU cache of loaded versions (`ML_CACHE_SIZE`)
 so a request never reloads a model, batching (`kind.max_batch_size`), the inference context
-(`torch.inference_mode()` for torch kinds), timing and per-version call statistics, warm-up of
+(`torch.inference_mode()` for torch kinds), timing, per-version call statistics and serving telemetry
+(`ml.telemetry`: Prometheus and per-minute rollups, no I/O per call), warm-up of
 the production versions when a serving process starts (`ML_WARM_UP`), and releasing memory
 (GPU included) when a version is evicted.
 
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 
+from ml import telemetry
 from ml.artifacts import artifact_fetch
 from ml.kinds import AnyKind, CapabilityMissing, get_kind
 
@@ -323,8 +325,14 @@ def _call(version: ModelVersion, method: str, inputs: Sequence[Any], options: di
         failed = False
     finally:
         elapsed_ms = (time.perf_counter() - started) * 1000
-        _cache.record(version.pk, inputs=len(inputs), ms=elapsed_ms, failed=failed)
+        _record(version, method=method, inputs=len(inputs), ms=elapsed_ms, failed=failed, device=loaded.device)
     return Prediction(outputs=outputs, predict_ms=elapsed_ms, loaded_from_cache=from_cache, device=loaded.device)
+
+
+def _record(version: ModelVersion, *, method: str, inputs: int, ms: float, failed: bool, device: str) -> None:
+    """This process's per-version statistics and the serving telemetry (`ml.telemetry`) of one call."""
+    _cache.record(version.pk, inputs=inputs, ms=ms, failed=failed)
+    telemetry.record_call(version, method=method, inputs=inputs, ms=ms, failed=failed, device=device)
 
 
 def predict(version: ModelVersion, inputs: Sequence[Any], **options: Any) -> Prediction:
@@ -346,7 +354,7 @@ def stream(version: ModelVersion, inputs: Iterable[Any], **options: Any) -> Iter
     loaded, _ = _cache.get(version)
     _require(loaded.kind, "stream")
     outputs = loaded.kind.stream(loaded.model, inputs, **options)
-    count, spent_ms = 0, 0.0
+    count, spent_ms, failed = 0, 0.0, True
     try:
         while True:
             started = time.perf_counter()
@@ -354,12 +362,16 @@ def stream(version: ModelVersion, inputs: Iterable[Any], **options: Any) -> Iter
                 try:
                     output = next(outputs)
                 except StopIteration:
+                    failed = False
                     return
             spent_ms += (time.perf_counter() - started) * 1000
             count += 1
             yield output
+    except GeneratorExit:  # the caller stopped consuming: not an error of the model
+        failed = False
+        raise
     finally:
-        _cache.record(version.pk, inputs=count, ms=spent_ms)
+        _record(version, method="stream", inputs=count, ms=spent_ms, failed=failed, device=loaded.device)
 
 
 def preprocessor(version: ModelVersion) -> Any:
@@ -442,3 +454,4 @@ def cache_clear() -> None:
 
     _cache.clear()
     serving_cache_clear()
+    telemetry.labels_clear()

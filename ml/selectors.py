@@ -14,6 +14,7 @@ from core.errors import NotFound
 from core.tenancy.models import Organization
 from ml.choices import PRODUCTION_ALIAS
 from ml.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, TrainingRun
+from ml.telemetry import PINNED, alias_note
 
 
 def _of_kind(models: QuerySet[RegisteredModel], *, kind: str | None, domain: str | None) -> QuerySet[RegisteredModel]:
@@ -109,6 +110,7 @@ def serving_version_get(
         with _serving_lock:
             cached = _serving_cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < ttl:
+            alias_note(cached[1].pk, alias if number is None else PINNED, organization_id=org.pk, slug=org.slug)
             return cached[1]
     version = _serving_version_lookup(
         org=org, name=name, number=number, alias=alias, kind=kind, domain=domain, default_name=default_name, defer=defer
@@ -116,6 +118,8 @@ def serving_version_get(
     if ttl > 0:
         with _serving_lock:
             _serving_cache[key] = (time.monotonic(), version)
+    # for the serving telemetry: the runtime records which alias this version was served through
+    alias_note(version.pk, alias if number is None else PINNED, organization_id=org.pk, slug=org.slug)
     return version
 
 

@@ -5,7 +5,10 @@ Steps, all idempotent so `make run` can be repeated any number of times:
 1. `migrate`, `collectstatic`, `seed_demo` (the demo organization, one user per role, and each
    domain app's demo models through its `DomainAppConfig.seed_demo`);
 2. a demo API key with every scope, kept in `$VAR_DIR/demo_api_key.txt` and reused while it
-   still authenticates (a new one is created only when it no longer does);
+   still authenticates (a new one is created only when it no longer does); the `/metrics` bearer
+   token (`METRICS_TOKEN`, else one generated once into `$VAR_DIR/metrics_token.txt`), and an
+   emptied `PROMETHEUS_MULTIPROC_DIR` (`$VAR_DIR/prometheus`) shared by the web server and the
+   worker, so one scrape counts both;
 3. three child processes: the web server, gunicorn (`core.wsgi`, one worker with WEB_THREADS
    threads so the portal, the API and the job-progress polling are served together; its access
    log on stdout; production models warmed in the background, `scripts/gunicorn_conf.py`), and
@@ -110,6 +113,32 @@ def demo_api_key(path: Path) -> str:
     return new_key.raw_key
 
 
+def demo_metrics_token(path: Path) -> str:
+    """`METRICS_TOKEN` from the environment, else the one stored at `path` (created once)."""
+    if env.is_set("METRICS_TOKEN"):
+        return env.get("METRICS_TOKEN")
+    if path.exists() and path.read_text().strip():
+        return path.read_text().strip()
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    log(f"Created a metrics token for /metrics; stored in {path}.")
+    return token
+
+
+def prometheus_multiproc_dir(var_dir: Path) -> Path:
+    """`PROMETHEUS_MULTIPROC_DIR` (default `$VAR_DIR/prometheus`), emptied: the children start afresh."""
+    folder = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or var_dir / "prometheus")
+    if folder.exists():
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def database_url(db: Mapping[str, Any]) -> str:
     if str(db["ENGINE"]).endswith("sqlite3"):
         return f"sqlite://{db['NAME']}"
@@ -185,7 +214,7 @@ def wait_for_port(port: int, children: Sequence[Child], timeout: float = SERVER_
     return False
 
 
-def banner(*, port: int, api_key: str) -> str:
+def banner(*, port: int, api_key: str, metrics_token: str = "") -> str:
     from core.management.commands.seed_demo import DEMO_USERS
 
     url = f"http://127.0.0.1:{port}"
@@ -206,6 +235,10 @@ def banner(*, port: int, api_key: str) -> str:
     curl -H "Authorization: Bearer {api_key}" {url}/api/v1/ml/models/
     curl -H "Authorization: Bearer {api_key}" {url}/api/v1/jobs/
   API docs: {url}/api/docs/     Health: {url}/healthz
+
+  Prometheus metrics (token also in $VAR_DIR/metrics_token.txt unless METRICS_TOKEN is set):
+    curl -H "Authorization: Bearer {metrics_token}" {url}/metrics
+  Operations page (org admins): {url}/models/-/operations/
 
   DICOM listener (C-ECHO, C-STORE): AE title {env.get("DICOM_AE_TITLE")}, port {env.get_int("DICOM_PORT")}
     allow a modality's calling AE title first:
@@ -259,6 +292,12 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
     port = env.get_int("PORT")
     api_key = prepare()
+    # Telemetry of the children: one multiprocess folder for gunicorn and the worker (one scrape
+    # of /metrics sums both), and the scrape token, passed on through the environment.
+    var_dir = Path(env.get("VAR_DIR"))
+    metrics_token = demo_metrics_token(var_dir / "metrics_token.txt")
+    os.environ["METRICS_TOKEN"] = metrics_token
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prometheus_multiproc_dir(var_dir))
 
     stop_requested: list[int] = []
 
@@ -277,7 +316,7 @@ def main() -> int:
         children.append(start_child("worker (celery)", worker_command(python)))
         children.append(start_child("DICOM listener", listener_command(python)))
         if wait_for_port(port, children) and wait_for_port(env.get_int("DICOM_PORT"), children):
-            print(banner(port=port, api_key=api_key), flush=True)
+            print(banner(port=port, api_key=api_key, metrics_token=metrics_token), flush=True)
         return supervise(children, stop_requested)
     except KeyboardInterrupt:
         log("Interrupted again; killing the children.")

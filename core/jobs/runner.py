@@ -45,6 +45,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -60,6 +61,7 @@ from core.audit.models import AuditOutcome
 from core.audit.services import audit_record
 from core.jobs.choices import BUSINESS_DOMAINS, JOB_DOMAINS, PLATFORM_DOMAIN, TERMINAL_STATUSES, JobQueue, JobStatus
 from core.jobs.models import Job
+from core.telemetry.recording import job_record
 from core.tenancy.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -311,6 +313,32 @@ def job_execute(*, job_id: int) -> Outcome:
     if job is None:
         logger.info("Job %s: delivery dropped (finished, or running elsewhere).", job_id)
         return Outcome(ran=False)
+    started = time.perf_counter()
+    outcome: Outcome | None = None
+    try:
+        outcome = _job_run_claimed(job=job, token=token)
+        return outcome
+    finally:
+        job_record(
+            organization_id=job.organization_id,
+            queue=job.queue,
+            kind=job.kind,
+            outcome=_outcome_label(outcome),
+            seconds=time.perf_counter() - started,
+        )
+
+
+def _outcome_label(outcome: Outcome | None) -> str:
+    """The telemetry label of one execution: its final status, `retry`, or `superseded`
+    (cancelled or taken over while it ran); `error` when the runner itself raised."""
+    if outcome is None:
+        return "error"
+    if outcome.status == JobStatus.QUEUED:
+        return "retry"
+    return str(outcome.status) if outcome.status else "superseded"
+
+
+def _job_run_claimed(*, job: Job, token: str) -> Outcome:
     spec = job_spec(job.kind)
     ctx = JobContext(job=job, token=token)
     heartbeat = _Heartbeat(job.pk, token)

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.telemetry.middleware.HttpTelemetryMiddleware",  # outermost: times and counts every request
     "core.api.middleware.RequestContextMiddleware",
     "core.api.middleware.ApiHtmlErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -82,6 +83,13 @@ TEMPLATES = [
 SQLITE_PATH = VAR_DIR / "tessera.sqlite3"
 if env.is_set("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(env.get("DATABASE_URL"), conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's own cursors bind client-side and are never prepared; this applies to the
+        # server-bound cursors of the hot paths (such as `apps.retail.bulk_sql.binding_cursor`): planned once
+        # per connection instead of on every request
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+            env.get_int("DATABASE_PREPARE_THRESHOLD") or None
+        )
 else:
     DATABASES = {
         "default": {
@@ -148,6 +156,9 @@ API_MAX_UPLOAD_BYTES = env.get_int("API_MAX_UPLOAD_MB") * 1024 * 1024
 # --- Medical imaging archive -----------------------------------------------------------------------
 DICOM_PORT = env.get_int("DICOM_PORT")
 DICOM_AE_TITLE = env.get("DICOM_AE_TITLE")
+DICOM_TLS_CERT = env.get("DICOM_TLS_CERT")
+DICOM_TLS_KEY = env.get("DICOM_TLS_KEY")
+DICOM_TLS_CA = env.get("DICOM_TLS_CA")
 
 # --- Cache (API throttling counters) ---------------------------------------------------------------
 if env.is_set("CACHE_URL"):
@@ -240,6 +251,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": JOB_REAPER_INTERVAL_SECONDS,
         "options": {"queue": "default"},
     },
+    "telemetry-prune": {
+        "task": "core.telemetry.tasks.prune_telemetry",
+        "schedule": 3600,
+        "options": {"queue": "default"},
+    },
 }
 
 # --- ML runtime --------------------------------------------------------------------------------
@@ -248,6 +264,12 @@ ML_CACHE_SIZE = env.get_int("ML_CACHE_SIZE")
 ML_HALF = env.get_bool("ML_HALF")
 ML_SERVING_CACHE_SECONDS = float(env.get("ML_SERVING_CACHE_SECONDS"))
 ML_WARM_UP = env.get("ML_WARM_UP")
+
+# --- Telemetry and Prometheus (core/telemetry, ml/telemetry.py) ----------------------------------
+METRICS_TOKEN = env.get("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env.get_list("METRICS_ALLOWED_NETWORKS")
+TELEMETRY_RETENTION_DAYS = env.get_int("TELEMETRY_RETENTION_DAYS")
+TELEMETRY_FLUSH_SECONDS = float(env.get("TELEMETRY_FLUSH_SECONDS"))
 
 # --- Security defaults shared by every environment ----------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
