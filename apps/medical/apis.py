@@ -89,7 +89,12 @@ class StudyListApi(MedicalApi):
     class FilterSerializer(serializers.Serializer[Any]):
         patient_id = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
         patient_name = serializers.CharField(
-            required=False, default="", allow_blank=True, max_length=324, help_text="Contains, case-insensitive."
+            required=False,
+            default="",
+            allow_blank=True,
+            max_length=324,
+            help_text="As QIDO-RS PatientName with fuzzymatching=true: matches the start of any name component, "
+            "case-insensitive; * and ? are wildcards.",
         )
         accession = serializers.CharField(required=False, default="", allow_blank=True, max_length=16)
         date_from = serializers.DateField(

@@ -13,7 +13,9 @@ checks here are the archive's own:
   fragment per frame for a compressed one (a file cut at an element boundary before or inside
   the pixel data);
 - Study, Series and SOP Instance UIDs and the SOP Class UID are present and are valid UIDs;
-- the SOP class is a storage SOP class (pynetdicom's list of every one the standard defines).
+- the SOP class is a storage SOP class: pynetdicom's list of every current one, plus the
+  retired ones of pydicom's UID dictionary (`RETIRED_STORAGE_SOP_CLASSES`), which old studies a
+  PACS migrates still carry.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -45,8 +48,23 @@ TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
 # Warning reasons (PS3.18 Table I.2-2) on a ReferencedSOPSequence item.
 WARNING_ELEMENTS_DISCARDED = 0xB006  # "keep" duplicates policy: the copy just sent was discarded
 
-STORAGE_SOP_CLASSES: frozenset[str] = frozenset(
-    str(context.abstract_syntax) for context in AllStoragePresentationContexts
+# Retired storage SOP classes (PS3.4 Annex B as it once stood; pydicom's UID dictionary marks
+# them retired): Ultrasound (Multi-frame) Image, Nuclear Medicine Image, X-Ray Angiographic
+# Bi-Plane Image, the Standalone Overlay / Curve / Modality LUT / VOI LUT / PET Curve classes, and
+# the "- Trial" SR, VL and Waveform classes. An archive migrated from an old PACS holds them, and
+# dcm4chee and Orthanc store them; pynetdicom's storage list has only the current classes. The
+# print management classes ("... Storage SOP Class") and Storage Commitment are not storage.
+_RETIRED_STORAGE_NAME = re.compile(r"Storage( - Trial)?$")
+RETIRED_STORAGE_SOP_CLASSES: frozenset[str] = frozenset(
+    uid
+    for uid, (name, kind, _, retired, _) in UID_dictionary.items()
+    if kind == "SOP Class"
+    and retired == "Retired"
+    and _RETIRED_STORAGE_NAME.search(name)
+    and not name.startswith("Storage Commitment")
+)
+STORAGE_SOP_CLASSES: frozenset[str] = (
+    frozenset(str(context.abstract_syntax) for context in AllStoragePresentationContexts) | RETIRED_STORAGE_SOP_CLASSES
 )
 # Storage SOP classes whose IOD requires pixel data (Image Pixel module, Type 1): every
 # "... Image Storage" class, and the image-like ones named otherwise. A file of these classes

@@ -11,9 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydicom.dataelem import DataElement
+from pydicom import config
+from pydicom.charset import default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.valuerep import PersonName
+from pydicom.hooks import hooks
+from pydicom.jsonrep import convert_to_python_number
+from pydicom.tag import BaseTag
+from pydicom.valuerep import AMBIGUOUS_VR, BYTES_VR, VR, PersonName
 
 BULK_DATA_THRESHOLD = 1024
 BULK_URI_PREFIX = "bulk/"
@@ -96,10 +101,80 @@ def _bulk_uri(element: DataElement) -> str:
     return f"{BULK_URI_PREFIX}{element.tag:08X}"
 
 
-def dataset_attributes(dataset: Dataset) -> dict[str, Any]:
-    """The dataset as DICOM JSON, bulk values as relative `bulk/<tag>` URIs (file meta excluded)."""
+# VRs whose DICOM JSON is the converted value itself (text and numbers: the general branch of
+# pydicom's `DataElement.to_json_dict`); binary, ambiguous, SQ, PN and AT elements take pydicom's
+# own path.
+_OWN_PATH_VRS = frozenset(BYTES_VR | AMBIGUOUS_VR | {VR.SQ, VR.PN, VR.AT})
+_SPECIFIC_CHARACTER_SET = BaseTag(0x00080005)
+
+
+def _value_multiplicity(value: Any) -> int:
+    """`DataElement.VM` of a converted value (pydicom 3's rules)."""
+    if value is None:
+        return 0
+    if isinstance(value, str | bytes | PersonName):
+        return 1 if value else 0
     try:
+        iter(value)
+    except TypeError:
+        return 1
+    return len(value)
+
+
+def _value_json(raw: RawDataElement, dataset: Dataset, encoding: Any) -> dict[str, Any] | None:
+    """The DICOM JSON of a raw text or number element, exactly as `DataElement.to_json_dict`
+    writes it, or None for any other element (then pydicom's own path runs).
+
+    It runs pydicom's own conversion hooks (VR lookup, value conversion with the dataset's
+    character set) and pydicom's own rules (value multiplicity, empty values, numbers as JSON
+    numbers); it leaves out building a DataElement, caching it in the dataset, and its
+    properties, which were most of a STOW-RS request's time."""
+    if raw.value is None and raw.length != 0:  # a deferred read: pydicom's path reads it
+        return None
+    data: dict[str, Any] = {}
+    hooks.raw_element_vr(raw, data, encoding=encoding, ds=dataset)
+    vr = data["VR"]
+    if vr in _OWN_PATH_VRS:
+        return None
+    hooks.raw_element_value(raw, data, encoding=encoding, ds=dataset)
+    if data["VR"] != vr:  # the value did not fit its VR (pydicom made it UN)
+        return None
+    value = data["value"]
+    multiplicity = _value_multiplicity(value)
+    if multiplicity == 0:
+        return {"vr": vr}
+    values = list(value) if multiplicity > 1 else [value]
+    return {"vr": vr, "Value": convert_to_python_number(values, vr)}
+
+
+def _to_json_dict(dataset: Dataset) -> dict[str, Any]:
+    """`dataset.to_json_dict(...)` with the bulk data handler, text and number elements on the short path."""
+    if config.data_element_callback or hooks.raw_element_kwargs:  # customised conversion: pydicom's way
         return dataset.to_json_dict(bulk_data_threshold=BULK_DATA_THRESHOLD, bulk_data_element_handler=_bulk_uri)
+    character_set = dataset.original_character_set or dataset._character_set
+    attributes: dict[str, Any] = {}
+    elements = dataset._dict
+    for tag in list(elements):  # Dataset.to_json_dict's order: the dataset's keys
+        raw = elements[tag]
+        json_element = None
+        if isinstance(raw, RawDataElement):
+            encoding = default_encoding if tag == _SPECIFIC_CHARACTER_SET else character_set
+            json_element = _value_json(raw, dataset, encoding)
+        if json_element is None:
+            json_element = dataset[tag].to_json_dict(
+                bulk_data_element_handler=_bulk_uri, bulk_data_threshold=BULK_DATA_THRESHOLD
+            )
+        attributes[f"{tag:08X}"] = json_element
+    return attributes
+
+
+def dataset_attributes(dataset: Dataset) -> dict[str, Any]:
+    """The dataset as DICOM JSON, bulk values as relative `bulk/<tag>` URIs (file meta excluded).
+
+    The same as pydicom's `Dataset.to_json_dict` (tests/medical/test_dicom_json.py checks it on
+    every pydicom test file), two to three times as fast."""
+    try:
+        return _to_json_dict(dataset)
     except Exception:  # noqa: BLE001  (pydicom cannot write some malformed values as JSON; keep the others)
         attributes: dict[str, Any] = {}
         for element in dataset:

@@ -14,15 +14,22 @@ Otherwise the association is refused with A-ASSOCIATE-RJ, result rejected-perman
 service-user, reason calling-AE-title-not-recognised (called-AE-title-not-recognised for the
 last check), and nothing of it reaches the archive.
 
-Every storage SOP class is accepted (`AllStoragePresentationContexts`) in every transfer syntax
+Every storage SOP class is accepted (`dicom_files.STORAGE_SOP_CLASSES`: pynetdicom's
+`AllStoragePresentationContexts` and the retired storage classes) in every transfer syntax
 pydicom knows (native little/big endian, deflate, JPEG baseline/extended/lossless, JPEG-LS,
 JPEG 2000, HTJ2K, RLE, MPEG/HEVC), plus Verification. A C-STORE writes the data set as it was
 received (preamble, the association's File Meta Information, the encoded data set: no decode and
 re-encode) to a scratch file, hashes it, and hands it to `services.instance_store`, so the
-listener and STOW-RS apply one validation, one duplicates policy and one audit. The audit rows
-of an association carry the calling AE title (`request_id` `dimse:<AE>:<association>`) and the
-peer's address. The organization's archive policy (duplicates, de-identification on receipt) is
-read once per association: a change applies from the next association on.
+listener and STOW-RS apply one validation, one duplicates policy and one audit. The actor of an
+association's audit and PHI access rows is the sending node itself (`node_actor`: label
+`dicom-node:<node id>:<AE title>@<peer IP>`, an external-system actor with no user, key or role),
+the request id names the association (`dimse:<AE>:<association>`) and the IP column the peer.
+The organization's archive policy (duplicates, de-identification on receipt) is read once per
+association: a change applies from the next association on.
+
+DICOM TLS (PS3.15 Annex B): with `DICOM_TLS_CERT` and `DICOM_TLS_KEY` the listener accepts TLS
+connections only (`tls_context`), with `DICOM_TLS_CA` only those presenting a client certificate
+that CA signed; unset, plain TCP.
 
 C-STORE statuses (PS3.4 B.2.3, PS3.7 C):
 
@@ -50,6 +57,7 @@ import hashlib
 import ipaddress
 import logging
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -57,13 +65,16 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connection
+from pydicom._uid_dict import UID_dictionary
 from pydicom.dataset import Dataset
 from pydicom.uid import AllTransferSyntaxes
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import AE, evt, register_uid
 from pynetdicom.association import Association
 from pynetdicom.events import Event
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # generated at import
+from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import Verification, uid_to_service_class  # type: ignore[attr-defined]  # generated
 
 from apps.medical.choices import ReceivedVia
 from apps.medical.dicom_files import (
@@ -72,7 +83,9 @@ from apps.medical.dicom_files import (
     DUPLICATE_SOP_INSTANCE,
     OUT_OF_RESOURCES,
     PROCESSING_FAILURE,
+    RETIRED_STORAGE_SOP_CLASSES,
     SOP_CLASS_NOT_SUPPORTED,
+    STORAGE_SOP_CLASSES,
     TRANSFER_SYNTAX_NOT_SUPPORTED,
     InstanceRefused,
 )
@@ -83,6 +96,7 @@ from apps.medical.services import StoreCache, instance_store
 from core.audit.context import client_ip_var, request_id_var
 from core.storage import scratch_directory
 from core.tenancy.actors import Actor
+from core.tenancy.choices import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +192,7 @@ class _AssociationState:
     policy: ArchiveSettings
     audit_id: str
     peer: str
+    actor: Actor
     cache: StoreCache
     accepted: int = 0  # answered success or warning
     # studies that got a new (or replaced) instance: routed once, when the association ends
@@ -191,10 +206,13 @@ class StorageListener:
     (from a signal handler or another thread).
     """
 
-    def __init__(self, *, ae_title: str, port: int, address: str = ALL_INTERFACES) -> None:
+    def __init__(
+        self, *, ae_title: str, port: int, address: str = ALL_INTERFACES, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.ae_title = ae_title
         self.port = port
         self.address = address
+        self.ssl_context = ssl_context  # DICOM TLS (see `tls_context`); None: plain TCP
         self._ae = self._build_ae()
         self._server: object | None = None
         self._stop_requested = False
@@ -203,11 +221,11 @@ class StorageListener:
         self._associations: weakref.WeakKeyDictionary[Association, _AssociationState] = weakref.WeakKeyDictionary()
 
     def _build_ae(self) -> AE:
+        register_retired_storage_classes()
         ae = AE(ae_title=self.ae_title)
         syntaxes = store_transfer_syntaxes()
-        for context in AllStoragePresentationContexts:
-            assert context.abstract_syntax is not None  # every one of pynetdicom's list names its class
-            ae.add_supported_context(context.abstract_syntax, syntaxes)
+        for sop_class in sorted(STORAGE_SOP_CLASSES):  # pynetdicom's current classes and the retired ones
+            ae.add_supported_context(sop_class, syntaxes)
         ae.add_supported_context(Verification)
         ae.require_called_aet = True
         ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
@@ -230,12 +248,19 @@ class StorageListener:
         server = self._ae.start_server(
             (self.address, self.port),
             block=False,
+            ssl_context=self.ssl_context,
             evt_handlers=self.handlers,  # type: ignore[arg-type]  # pynetdicom's handler tuple type is narrower than its runtime
         )
         assert server is not None  # block=False returns the running server
         self._server = server
         self.port = int(server.server_address[1])  # port 0 picks a free one
-        logger.info("DICOM listener %s listening on %s:%s", self.ae_title, self.address, self.port)
+        logger.info(
+            "DICOM listener %s listening on %s:%s (%s)",
+            self.ae_title,
+            self.address,
+            self.port,
+            "plain TCP" if self.ssl_context is None else "DICOM TLS",
+        )
 
     def wait(self) -> None:
         """Block until `stop()` is called (a signal handler may call it), then shut down."""
@@ -288,6 +313,7 @@ class StorageListener:
             policy=policy,
             audit_id=f"dimse:{calling}:{uuid.uuid4().hex[:12]}",
             peer=peer,
+            actor=node_actor(node, peer),
             cache=StoreCache(),
         )
         with self._lock:  # association threads add and remove their entries concurrently
@@ -340,7 +366,7 @@ class StorageListener:
                 path = folder / "instance.dcm"
                 path.write_bytes(encoded)
                 outcome = instance_store(
-                    actor=Actor.system(state.node.organization),
+                    actor=state.actor,
                     path=path,
                     sha256=hashlib.sha256(encoded).hexdigest(),
                     size=len(encoded),
@@ -364,6 +390,59 @@ class StorageListener:
             return _status(outcome.warning_reason, outcome.warning)
         logger.info("C-STORE %s from AE %r: %s", sop_uid, state.node.ae_title, outcome.status)
         return _status(SUCCESS)
+
+
+def tls_context(*, cert: str, key: str, ca: str = "") -> ssl.SSLContext | None:
+    """The listener's DICOM TLS context (PS3.15 Annex B, the BCP 195 profiles), or None for plain TCP.
+
+    `cert` and `key` (PEM paths, both or neither) make the listener a TLS server, TLS 1.2 or
+    later with Python's default cipher suites. `ca` (a PEM bundle) additionally requires every
+    calling node to present a client certificate signed by it (mutual TLS); a node without one
+    fails the handshake before any association. The calling AE title is still checked against
+    the registered nodes. Missing or unreadable files are an `ImproperlyConfigured`.
+    """
+    if not cert and not key:
+        if ca:
+            raise ImproperlyConfigured("DICOM_TLS_CA needs DICOM_TLS_CERT and DICOM_TLS_KEY.")
+        return None
+    if not cert or not key:
+        raise ImproperlyConfigured("DICOM TLS needs both DICOM_TLS_CERT and DICOM_TLS_KEY.")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certfile=cert, keyfile=key)
+        if ca:
+            context.load_verify_locations(cafile=ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise ImproperlyConfigured(f"Cannot load the DICOM TLS certificate, key or CA: {exc}") from None
+    return context
+
+
+def register_retired_storage_classes() -> None:
+    """Make pynetdicom handle C-STORE for the retired storage SOP classes.
+
+    pynetdicom knows only the current storage classes: for any other abstract syntax its service
+    dispatcher has no C-STORE handler, so the association would accept the context and then fail
+    the request. Registering each retired class (pydicom's keyword, e.g.
+    `UltrasoundImageStorageRetired`) with its Storage Service Class, once per process, fixes that.
+    """
+    for uid in sorted(RETIRED_STORAGE_SOP_CLASSES):
+        if uid_to_service_class(uid) is not StorageServiceClass:
+            register_uid(uid, UID_dictionary[uid][4], StorageServiceClass)
+
+
+def node_actor(node: DicomNode, peer: str) -> Actor:
+    """The sending DICOM node as the actor of what it stores: audit and PHI access rows name it
+    `dicom-node:<node id>:<calling AE title>@<peer IP>` (an external-system actor: no user, no
+    key, no role; the `medical` scope only)."""
+    ip = _ip(peer)
+    host = str(ip) if ip is not None else peer.rsplit(":", 1)[0]
+    return Actor.for_external_system(
+        organization=node.organization,
+        label=f"dicom-node:{node.pk}:{node.ae_title}@{host}",
+        scopes=frozenset({Scope.MEDICAL}),
+    )
 
 
 def _status(code: int, comment: str = "") -> Dataset:

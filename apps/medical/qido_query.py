@@ -738,6 +738,28 @@ def _without_bulk(element: Any) -> Any:
     return element
 
 
+def level_attributes(attributes: Mapping[str, Any], level: str) -> dict[str, Any]:
+    """The part of an instance's DICOM JSON a QIDO-RS answer of `level` ("study", "series",
+    "instance") may carry: the level's attributes (every one at instance level), never pixel
+    data or bulk data references.
+
+    What the Study and Series rows store as their `attributes` (`services` filters once, when the
+    row is made), so `includefield=all` decodes a few hundred bytes of JSON per study rather than
+    the whole first instance; applied again when answering, so rows stored whole still answer
+    the same."""
+    allowed = _LEVEL_KEYWORDS.get(level)
+    kept: dict[str, Any] = {}
+    for tag, element in attributes.items():
+        if allowed is not None and _keyword_of_tag(tag) not in allowed:
+            continue
+        if tag.upper().startswith("7FE0"):
+            continue
+        value = _without_bulk(element)
+        if value is not None:
+            kept[tag] = value
+    return kept
+
+
 @dataclass
 class ResultBuilder:
     """Builds the DICOM JSON objects of one answer from the rows of `qido_search`."""
@@ -777,16 +799,7 @@ class ResultBuilder:
         instance's; never bulk data."""
         stored: dict[str, Any] = {}
         for name in reversed(self.query.stored_levels()):  # the own level's values win
-            attributes = owners[name].attributes or {}
-            allowed = _LEVEL_KEYWORDS.get(name)
-            for tag, element in attributes.items():
-                if allowed is not None and _keyword_of_tag(tag) not in allowed:
-                    continue
-                if tag.upper().startswith("7FE0"):
-                    continue
-                kept = _without_bulk(element)
-                if kept is not None:
-                    stored[tag] = kept
+            stored.update(level_attributes(owners[name].attributes or {}, name))
         return stored
 
     def _put(self, out: dict[str, Any], keyword: str, owners: Mapping[str, Any], stored: Mapping[str, Any]) -> None:

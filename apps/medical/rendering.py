@@ -265,7 +265,8 @@ def native_frame_bytes(ds: Dataset, frame_numbers: Sequence[int]) -> list[bytes]
     packed from its own first bit, padded to a whole byte. Encapsulated syntaxes are decoded
     with pydicom's decoders into the dataset's BitsAllocated and PlanarConfiguration; colour
     frames compressed as YBR in JPEG (baseline, extended) or JPEG 2000 (YBR_ICT/YBR_RCT) come
-    back as RGB, as those decoders produce them.
+    back as RGB, as those decoders produce them — in the colour space
+    `uncompressed_photometric_interpretation` names, which `/metadata` states.
 
     Raises:
         NotRenderable: no pixel data, truncated pixel data, or no installed decoder.
@@ -279,9 +280,7 @@ def native_frame_bytes(ds: Dataset, frame_numbers: Sequence[int]) -> list[bytes]
         return _native_slices(ds, keyword, tsyntax, count, indices)
     decoder = _decoder_for(tsyntax)
     planar = int(ds.get("PlanarConfiguration", 0) or 0)
-    # Lossy JPEG's YBR is only meaningful as the decoder's RGB; every other syntax keeps the
-    # stored colour space (JPEG 2000's decoders undo YBR_ICT/YBR_RCT to RGB on their own).
-    as_rgb = tsyntax in (JPEGBaseline8Bit, JPEGExtended12Bit)
+    as_rgb = _decodes_to_rgb(tsyntax)
     frames = []
     for index in indices:
         array, _ = _decode(decoder, ds, index, as_rgb=as_rgb)
@@ -289,6 +288,48 @@ def native_frame_bytes(ds: Dataset, frame_numbers: Sequence[int]) -> list[bytes]
             array = np.moveaxis(array, -1, 0)
         frames.append(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
     return frames
+
+
+def _decodes_to_rgb(tsyntax: UID) -> bool:
+    # Lossy JPEG's YBR is only meaningful as the decoder's RGB (what libjpeg, DCMTK and GDCM give).
+    return tsyntax in (JPEGBaseline8Bit, JPEGExtended12Bit)
+
+
+def uncompressed_photometric_interpretation(photometric: str, transfer_syntax_uid: str) -> str:
+    """The Photometric Interpretation of the frames `native_frame_bytes` sends for an instance
+    stored with `photometric` in `transfer_syntax_uid` — what WADO-RS `/metadata` states.
+
+    The archive serves one uncompressed representation (`/frames` and `/bulk` as
+    application/octet-stream, Explicit VR Little Endian) and its metadata has to describe those
+    bytes, or a viewer converts colour twice (cornerstone turns YBR_FULL_422 "to RGB" a second time,
+    and reads 3 samples per pixel as the 2 that native YBR_FULL_422 has). Of the two consistent
+    choices — decode into the stored colour space, or state the decoded one — the archive takes the
+    second, as a decompressing archive does when it changes the transfer syntax (PS3.5 8.2.1 and
+    PS3.3 C.7.6.3.1.2: the attributes describe the pixel data as encoded in the transfer syntax at
+    hand; DCMTK's and GDCM's decompressors, used by Orthanc and dcm4chee's Decompressor, rewrite
+    Photometric Interpretation the same way): colour fidelity is what the decoder gives, and
+    re-subsampling decoded pixels into YBR_FULL_422 would lose chroma a second time. So:
+
+    - native transfer syntaxes: the stored value (the bytes are the stored bytes);
+    - JPEG Baseline / Extended with YBR_FULL or YBR_FULL_422: RGB (decoded with colour conversion);
+    - any compressed syntax with YBR_ICT / YBR_RCT (JPEG 2000's component transforms, which the
+      decoders always undo): RGB;
+    - any other compressed syntax with YBR_FULL_422: YBR_FULL (the decoder upsamples chroma,
+      3 samples per pixel);
+    - otherwise the stored value.
+    `AvailableTransferSyntaxUID` still names the stored syntax; a retrieve of the instance itself
+    is byte-identical and keeps the stored attribute.
+    """
+    tsyntax = UID(transfer_syntax_uid)
+    if not transfer_syntax_uid or not tsyntax.is_encapsulated:
+        return photometric
+    if photometric in ("YBR_ICT", "YBR_RCT"):
+        return "RGB"
+    if photometric in ("YBR_FULL", "YBR_FULL_422") and _decodes_to_rgb(tsyntax):
+        return "RGB"
+    if photometric == "YBR_FULL_422":
+        return "YBR_FULL"
+    return photometric
 
 
 def _native_slices(ds: Dataset, keyword: str, tsyntax: UID, count: int, indices: list[int]) -> list[bytes]:

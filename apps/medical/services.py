@@ -46,6 +46,7 @@ from apps.medical.models import (
     Series,
     Study,
 )
+from apps.medical.qido_query import level_attributes
 from apps.medical.selectors import archive_settings_get
 from core.audit.context import client_ip_var, request_id_var
 from core.audit.services import audit_record, audit_records
@@ -221,7 +222,7 @@ def _parents(
         study, _ = Study.objects.defer("attributes").get_or_create(
             organization=org,
             study_instance_uid=inspected.study_instance_uid,
-            defaults={**index.study, "patient": patient, "attributes": attributes},
+            defaults={**index.study, "patient": patient, "attributes": level_attributes(attributes, "study")},
         )
         cache.studies[inspected.study_instance_uid] = study
     series = cache.series.get(inspected.series_instance_uid)
@@ -230,7 +231,7 @@ def _parents(
         series, series_created = Series.objects.defer("attributes").get_or_create(
             organization=org,
             series_instance_uid=inspected.series_instance_uid,
-            defaults={**index.series, "study": study, "attributes": attributes},
+            defaults={**index.series, "study": study, "attributes": level_attributes(attributes, "series")},
         )
         cache.series[inspected.series_instance_uid] = series
     if series.study_id != study.pk:

@@ -23,6 +23,9 @@ class Actor:
     api_key: ApiKey | None = None
     role: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    # a system outside Tessera acting for the organization (a modality sending over DICOM):
+    # neither user nor key; its label is what audit rows record as the actor
+    external_label: str = ""
 
     @classmethod
     def for_user(cls, *, organization: Organization, user: User, role: str) -> Actor:
@@ -36,6 +39,15 @@ class Actor:
     def system(cls, organization: Organization, user: User | None = None) -> Actor:
         """A worker acting on behalf of whoever created the job."""
         return cls(organization=organization, user=user, role=Role.ORG_ADMIN, scopes=frozenset())
+
+    @classmethod
+    def for_external_system(cls, *, organization: Organization, label: str, scopes: frozenset[str]) -> Actor:
+        """A registered external system (e.g. a DICOM node: `dicom-node:7:CT_ROOM3@10.0.0.5`)
+        sending data into `organization`: no user, no API key, no role (never an org admin), only
+        `scopes`. Audit rows name it by `label` (at most 150 characters)."""
+        if not label:
+            raise ValueError("An external system actor needs a label")
+        return cls(organization=organization, scopes=frozenset(scopes), external_label=label[:150])
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
@@ -66,4 +78,6 @@ class Actor:
             return f"api-key:{self.api_key.prefix}"
         if self.user is not None:
             return self.user.get_username()
+        if self.external_label:
+            return self.external_label
         return "system"

@@ -30,10 +30,11 @@ from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # generated at import
 
 from apps.medical.choices import DuplicatePolicy, ReceivedVia
-from apps.medical.listener import StorageListener, failure_status, peer_matches
+from apps.medical.listener import StorageListener, failure_status, node_actor, peer_matches
 from apps.medical.models import Instance
 from apps.medical.services import archive_settings_update, dicom_node_create, dicom_node_update
 from core.audit.models import AuditEvent
+from core.errors import PermissionDenied
 from core.tenancy.actors import Actor
 from tests.medical.conftest import CT, MR, MULTIFRAME_J2K, dicom_path
 
@@ -291,6 +292,20 @@ def test_the_audit_row_names_the_calling_ae_and_the_peer(
     assert event.request_id.startswith(f"dimse:{MODALITY_AE}:")
     assert event.ip_address == "127.0.0.1"
     assert event.details["received_via"] == ReceivedVia.CSTORE
+    # and: the actor is the sending node (its id, AE title and address), not "system"
+    assert event.actor_label == f"dicom-node:{node.pk}:{MODALITY_AE}@127.0.0.1"
+    assert event.actor_user is None and event.actor_api_key is None
+
+
+def test_the_node_actor_has_no_role_and_only_the_medical_scope(org: Any, node: Any) -> None:
+    # when
+    actor = node_actor(node, "::ffff:10.1.2.3")
+    # then: an external system, never an org admin; the IPv4-mapped peer is written as IPv4
+    assert actor.label == f"dicom-node:{node.pk}:{MODALITY_AE}@10.1.2.3"
+    assert (actor.user, actor.api_key, actor.is_org_admin) == (None, None, False)
+    assert actor.scopes == frozenset({"medical"})
+    with pytest.raises(PermissionDenied):
+        actor.require_org_admin("delete studies", key_scope="medical")
 
 
 def test_instances_go_to_the_archive_of_the_calling_nodes_organization(

@@ -14,7 +14,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from apps.medical import qido_query
-from apps.medical.models import PhiAccess
+from apps.medical.models import Instance, PhiAccess, Series, Study
 from tests.conftest import assert_error
 from tests.medical.conftest import CT, MR, MULTIFRAME, dicom_path
 
@@ -365,6 +365,32 @@ def test_includefield_all_returns_the_study_level_attributes_only(api: Any, arch
         assert tag not in study
     assert "BulkDataURI" not in str(study)
     assert study[PATIENT_NAME] == {"vr": "PN", "Value": [{"Alphabetic": "CompressedSamples^CT1"}]}
+
+
+def test_study_and_series_rows_store_only_their_levels_attributes_and_answer_as_whole_rows_did(
+    api: Any, archive: Archive
+) -> None:
+    # given: what includefield=all answers from the rows as stored now (their level's attributes only)
+    queries = [("studies", "includefield=all"), ("series", "includefield=all"), ("studies", "")]
+    answers = [search(api, path, query).json() for path, query in queries]
+    study = Study.objects.get(study_instance_uid=CT_STUDY)
+    series = Series.objects.get(series_instance_uid=CT_SERIES)
+    instance = Instance.objects.get(series=series)
+    assert study.attributes == qido_query.level_attributes(instance.attributes, "study")
+    assert series.attributes == qido_query.level_attributes(instance.attributes, "series")
+    assert "7FE00010" not in study.attributes and "00280010" not in study.attributes
+    assert len(study.attributes) < len(instance.attributes) / 3
+    # when: the rows hold the whole first instance, as rows stored before did
+    studies_seen, series_seen = set(), set()
+    for each in Instance.objects.select_related("series").order_by("pk"):  # the first instance of each
+        if each.series.study_id not in studies_seen:
+            Study.objects.filter(pk=each.series.study_id).update(attributes=each.attributes)
+            studies_seen.add(each.series.study_id)
+        if each.series_id not in series_seen:
+            Series.objects.filter(pk=each.series_id).update(attributes=each.attributes)
+            series_seen.add(each.series_id)
+    # then: the same answers
+    assert [search(api, path, query).json() for path, query in queries] == answers
 
 
 def test_includefield_of_a_lower_level_attribute_is_not_taken_from_the_first_instance(

@@ -57,7 +57,6 @@ MALFORMED = [
     ("UN_sequence.dcm", DATA_SET_DOES_NOT_MATCH),
     ("JPEGLSNearLossless_08.dcm", DATA_SET_DOES_NOT_MATCH),  # no Study/Series Instance UID
     ("DICOMDIR", SOP_CLASS_NOT_SUPPORTED),  # Media Storage Directory: not a storage class
-    ("color-pl.dcm", SOP_CLASS_NOT_SUPPORTED),  # retired Ultrasound Image Storage (1.2.840.10008.5.1.4.1.1.6)
     ("README.txt", CANNOT_UNDERSTAND),
 ]
 

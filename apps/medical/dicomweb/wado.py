@@ -82,6 +82,7 @@ MULTIPART = "multipart/related"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 _UNCOMPRESSED_SYNTAXES = frozenset({EXPLICIT_VR_LITTLE_ENDIAN, "1.2.840.10008.1.2"})
 AVAILABLE_TRANSFER_SYNTAX_TAG = "00083002"
+PHOTOMETRIC_INTERPRETATION_TAG = "00280004"
 # PS3.18 Table 8.7.3-4: the media type of a frame stored in each compressed transfer syntax.
 COMPRESSED_FRAME_MEDIA_TYPES = {
     "1.2.840.10008.1.2.4.50": "image/jpeg",
@@ -340,10 +341,19 @@ class InstanceRetrieveApi(DicomWebView):
 
 def instance_metadata(request: HttpRequest, instance: Instance) -> dict[str, Any]:
     """The instance's stored DICOM JSON for this request: bulk values as absolute BulkDataURIs
-    (Pixel Data always one), and AvailableTransferSyntaxUID."""
+    (Pixel Data always one), AvailableTransferSyntaxUID, and the Photometric Interpretation of the
+    uncompressed frames `/frames` and `/bulk` send (RGB for a lossy-JPEG YBR instance; see
+    `rendering.uncompressed_photometric_interpretation`), so a viewer converts colour once."""
     bulk_root = absolute_url(request, f"{_instance_path(instance)}/bulk/")
     metadata = _absolute_bulk_uris(instance.attributes, bulk_root, ())
     metadata[AVAILABLE_TRANSFER_SYNTAX_TAG] = {"vr": "UI", "Value": [instance.transfer_syntax_uid]}
+    photometric = metadata.get(PHOTOMETRIC_INTERPRETATION_TAG)
+    if isinstance(photometric, dict):
+        values = photometric.get("Value")
+        if isinstance(values, list) and values and isinstance(values[0], str):
+            served = rendering.uncompressed_photometric_interpretation(values[0], instance.transfer_syntax_uid)
+            if served != values[0]:
+                metadata[PHOTOMETRIC_INTERPRETATION_TAG] = {**photometric, "Value": [served]}
     return dict(sorted(metadata.items()))
 
 

@@ -13,9 +13,10 @@ from types import FrameType
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.medical.listener import ALL_INTERFACES, StorageListener
+from apps.medical.listener import ALL_INTERFACES, StorageListener, tls_context
 
 
 class Command(BaseCommand):
@@ -37,8 +38,12 @@ class Command(BaseCommand):
             raise CommandError(f"--port must be 0..65535, not {port}.")
         if not ae_title or len(ae_title) > 16 or "\\" in ae_title:
             raise CommandError("The AE title must be 1 to 16 characters without a backslash.")
+        try:
+            context = tls_context(cert=settings.DICOM_TLS_CERT, key=settings.DICOM_TLS_KEY, ca=settings.DICOM_TLS_CA)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
         _log_to_stderr()
-        listener = StorageListener(ae_title=ae_title, port=port, address=options["bind"])
+        listener = StorageListener(ae_title=ae_title, port=port, address=options["bind"], ssl_context=context)
 
         def request_stop(signum: int, frame: FrameType | None) -> None:
             listener.stop()
@@ -49,7 +54,14 @@ class Command(BaseCommand):
             listener.start()
         except OSError as exc:
             raise CommandError(f"Cannot listen on {options['bind']}:{port}: {exc}") from None
-        self.stdout.write(f"DICOM listener {ae_title} on port {listener.port} (C-ECHO, C-STORE); Ctrl-C stops it.")
+        transport = (
+            "plain TCP"
+            if context is None
+            else "DICOM TLS" + (", client certificates required" if settings.DICOM_TLS_CA else "")
+        )
+        self.stdout.write(
+            f"DICOM listener {ae_title} on port {listener.port} ({transport}; C-ECHO, C-STORE); Ctrl-C stops it."
+        )
         self.stdout.flush()
         listener.wait()
         self.stdout.write("DICOM listener stopped.")
