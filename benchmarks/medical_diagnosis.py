@@ -29,7 +29,6 @@ Everything runs on a throw-away PostgreSQL database (`benchmarks.throwaway_datab
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import itertools
 import shutil
@@ -48,15 +47,9 @@ MODEL_NAME = "bench-diagnosis"
 
 
 def _mednist(per_class: int) -> list[tuple[Path, str]]:
-    with (MEDNIST / "labels.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    taken: dict[str, int] = {}
-    picked = []
-    for row in rows:
-        if taken.get(row["label"], 0) < per_class:
-            taken[row["label"]] = taken.get(row["label"], 0) + 1
-            picked.append((MEDNIST / row["dicom"], row["label"]))
-    return picked
+    from fixtures.mednist import mednist_pick
+
+    return mednist_pick(MEDNIST, per_class)
 
 
 def _store(actor: Any, files: list[tuple[Path, str]], folder: Path) -> list[Any]:

@@ -597,7 +597,7 @@ def _write_results(run: _Run, *, study_probabilities: np.ndarray, study_index: i
     algorithm = algorithm_of(version)
     sr_series, sr_uid = result_uid(analysis=analysis, what="sr-series"), result_uid(analysis=analysis, what="sr")
     sc_series, sc_uid = result_uid(analysis=analysis, what="sc-series"), result_uid(analysis=analysis, what="sc")
-    base_number = _next_series_number(analysis.study, exclude=(sr_series, sc_series))
+    base_number = next_series_number(analysis.study, exclude=(sr_series, sc_series))
     already = set(
         Instance.objects.filter(organization=analysis.organization, sop_instance_uid__in=[sr_uid, sc_uid]).values_list(
             "sop_instance_uid", flat=True
@@ -675,12 +675,14 @@ def _most_concerned(scored: Sequence[_Scored], class_index: int) -> list[_Scored
     return [scored[i] for i in sorted(ranked[:SR_INSTANCE_ROWS])]
 
 
-def _next_series_number(study: Study, *, exclude: Sequence[str]) -> int:
-    """After the study's other series (our own excluded, so a re-run numbers alike)."""
+def next_series_number(study: Study, *, exclude: Sequence[str] = (), minimum: int = 1) -> int:
+    """The Series Number for a series Tessera writes into `study` (an AI result, a signed
+    report's SR): after the study's other series (those in `exclude` left out, so a re-run
+    numbers alike), and at least `minimum`."""
     highest = (
         Series.objects.filter(study=study).exclude(series_instance_uid__in=exclude).aggregate(n=Max("series_number"))
     )["n"]
-    return int(highest or 0) + 1
+    return max(minimum, int(highest or 0) + 1)
 
 
 def _probabilities_json(classes: Sequence[str], probabilities: np.ndarray) -> dict[str, float]:

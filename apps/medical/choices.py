@@ -77,4 +77,5 @@ class WorklistState(models.TextChoices):
 
     NEW = "new", "New"
     AI_SUGGESTED = "ai_suggested", "AI suggested"
+    LABELLED = "labelled", "Labelled (training data)"
     REPORTED = "reported", "Reported"

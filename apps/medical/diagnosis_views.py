@@ -32,6 +32,7 @@ from core.tenancy.actors import Actor
 from core.tenancy.choices import Role
 
 WORKLIST_PER_PAGE = 25
+ANY_STATE = "any"
 clinician_required = role_required(
     Role.CLINICIAN, message="The imaging portal is for clinicians and organization admins."
 )
@@ -43,7 +44,11 @@ clinician_required = role_required(
 class WorklistForm(forms.Form):
     """The worklist's filters; all optional."""
 
-    state = forms.ChoiceField(required=False, choices=[("", "Any state"), *WorklistState.choices])
+    # empty (the default) lists what still needs a read: new and AI-suggested studies
+    state = forms.ChoiceField(
+        required=False,
+        choices=[("", "Needs review"), (ANY_STATE, "Any state"), *WorklistState.choices],
+    )
     modality = forms.CharField(required=False, max_length=16)
     suggestion = forms.CharField(required=False, max_length=100, label="AI suggestion")
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
@@ -62,9 +67,16 @@ class WorklistForm(forms.Form):
             modality=(data.get("modality") or "").strip().upper(),
             date_from=data["date_from"].strftime("%Y%m%d") if data.get("date_from") else "",
             date_to=data["date_to"].strftime("%Y%m%d") if data.get("date_to") else "",
-            state=data.get("state") or "",
+            state=_state_filter(data.get("state") or ""),
             suggestion=(data.get("suggestion") or "").strip(),
         )
+
+
+def _state_filter(value: str) -> str:
+    """The form's state → the worklist's: empty is "needs review", `any` every state."""
+    if value == ANY_STATE:
+        return ""
+    return value or worklist.NEEDS_REVIEW
 
 
 class ReportForm(forms.Form):

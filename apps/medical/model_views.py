@@ -4,6 +4,11 @@ specificity, the confusion matrix, the ROC and calibration curves, the training 
 model card, its aliases, and how it does in use: the weekly share of each class it suggests and
 the clinicians' agreement rate (`apps.medical.monitoring`).
 
+Also the imaging lead's forms: training a classifier from a CSV of labels (the service behind
+`POST /api/v1/medical/training-runs/`, with the run's live progress per epoch) and the routing
+rules that analyse new studies on receipt (`apps.medical.routing`). Clinicians may look; only
+org admins may train or change rules (the services check, as for the API).
+
 Models are the organization's, not a patient's: these pages write no PHI access rows.
 """
 
@@ -12,18 +17,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.safestring import SafeString
+from django.views.decorators.http import require_POST
 
+from apps.medical import routing, training
 from apps.medical.choices import DOMAIN
+from apps.medical.forms import ClassifierTrainForm, RoutingRuleForm
 from apps.medical.monitoring import VersionMonitoring, classifier_monitoring
 from apps.medical.views import clinician_required
+from core.errors import DomainError
 from core.portal.charts import BarSeries, XYChart, column_chart
+from core.portal.forms import add_domain_error
 from core.tenancy.actors import Actor
 from ml.charts import reliability_chart, roc_chart
 from ml.models import ModelVersion
-from ml.selectors import model_version_get, registered_model_get, registered_model_list
+from ml.selectors import model_version_get, registered_model_get, registered_model_list, training_run_get
 
 CLASSIFIER_KIND = "medical.image_classifier"
 MONITORING_WEEKS = 12
@@ -39,7 +50,133 @@ def model_list(request: HttpRequest, actor: Actor) -> HttpResponse:
         aliases = {alias.name: alias.version for alias in model.aliases.all()}
         shown = aliases.get("production") or max(model.versions.all(), key=lambda v: v.number, default=None)
         rows.append({"model": model, "version": shown, "aliases": sorted(aliases), "metrics": _headline(shown)})
-    return render(request, "medical/model_list.html", {"rows": rows})
+    runs = training_run_list_recent(actor)
+    return render(request, "medical/model_list.html", {"rows": rows, "runs": runs, "can_train": actor.is_org_admin})
+
+
+def training_run_list_recent(actor: Actor, limit: int = 10) -> list[Any]:
+    from ml.models import TrainingRun
+
+    return list(
+        TrainingRun.objects.filter(organization=actor.organization, kind=CLASSIFIER_KIND)
+        .select_related("registered_model", "job")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+# --- Training --------------------------------------------------------------------------------------
+
+
+@clinician_required
+def train(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The training form: a CSV of uid,label and the run's parameters → the run's progress page."""
+    form = ClassifierTrainForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            actor.require_org_admin("train classifiers")
+            labels = training.labels_csv_parse(data["labels_file"])
+            run = training.classifier_training_start(
+                actor=actor,
+                model_name=data["model"],
+                labels=labels,
+                classes=form.class_names(),
+                params=form.params(),
+                promote=bool(data.get("promote")),
+                base_version=data.get("base_version"),
+            )
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            return redirect("medical:training-run", run_id=run.pk)
+    return render(request, "medical/train.html", {"form": form, "can_train": actor.is_org_admin})
+
+
+@clinician_required
+def training_run(request: HttpRequest, actor: Actor, run_id: int) -> HttpResponse:
+    run = training_run_get(org=actor.organization, run_id=run_id, domain=DOMAIN)
+    version = ModelVersion.objects.filter(training_run=run).first()
+    return render(
+        request,
+        "medical/training_run.html",
+        {
+            "run": run,
+            "version": version,
+            "classes": ", ".join(run.data.get("classes") or []),
+            "labels": len(run.data.get("labels") or []),
+            "live_chart": _training({"epochs": run.live_metrics}),
+        },
+    )
+
+
+# --- Routing rules ---------------------------------------------------------------------------------
+
+
+def _rule_initial(rule: Any) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "modality": rule.modality,
+        "body_part": rule.body_part,
+        "series_description_pattern": rule.series_description_pattern,
+        "registered_model": rule.registered_model_id,
+        "alias": rule.alias,
+        "active": rule.active,
+    }
+
+
+def _rule_values(form: RoutingRuleForm) -> dict[str, Any]:
+    data = form.cleaned_data
+    return {key: data[key] for key in routing.RULE_FIELDS if key in data}
+
+
+@clinician_required
+def routing_rules(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """The organization's rules, and a form for a new one (org admins)."""
+    form = RoutingRuleForm(
+        request.POST or None, org=actor.organization, initial={"alias": "production", "active": True}
+    )
+    if request.method == "POST" and form.is_valid():
+        values = _rule_values(form)
+        try:
+            rule = routing.routing_rule_create(actor=actor, **values)
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            messages.success(request, f"Routing rule “{rule.name}” created.")
+            return redirect("medical:routing-rules")
+    rules = routing.routing_rule_list(org=actor.organization).select_related("registered_model")
+    return render(request, "medical/routing_rules.html", {"form": form, "rules": rules, "can_edit": actor.is_org_admin})
+
+
+@clinician_required
+def routing_rule_edit(request: HttpRequest, actor: Actor, rule_id: int) -> HttpResponse:
+    rule = routing.routing_rule_get(org=actor.organization, rule_id=rule_id)
+    form = RoutingRuleForm(request.POST or None, org=actor.organization, initial=_rule_initial(rule))
+    if request.method == "POST" and form.is_valid():
+        try:
+            routing.routing_rule_update(actor=actor, rule=rule, data=_rule_values(form))
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            messages.success(request, f"Routing rule “{form.cleaned_data['name']}” saved.")
+            return redirect("medical:routing-rules")
+    return render(
+        request, "medical/routing_rule_edit.html", {"form": form, "rule": rule, "can_edit": actor.is_org_admin}
+    )
+
+
+@require_POST
+@clinician_required
+def routing_rule_delete(request: HttpRequest, actor: Actor, rule_id: int) -> HttpResponse:
+    rule = routing.routing_rule_get(org=actor.organization, rule_id=rule_id)
+    name = rule.name
+    try:
+        routing.routing_rule_delete(actor=actor, rule=rule)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Routing rule “{name}” deleted.")
+    return redirect("medical:routing-rules")
 
 
 def _headline(version: ModelVersion | None) -> dict[str, Any]:

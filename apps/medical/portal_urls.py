@@ -25,6 +25,11 @@ urlpatterns = [
     path("reports/<int:report_id>/", diagnosis_views.report_detail, name="report-detail"),
     path("findings/<int:finding_id>/saliency.png", diagnosis_views.finding_saliency, name="finding-saliency"),
     path("models/", model_views.model_list, name="model-list"),
+    path("training-runs/new/", model_views.train, name="train"),
+    path("training-runs/<int:run_id>/", model_views.training_run, name="training-run"),
+    path("routing-rules/", model_views.routing_rules, name="routing-rules"),
+    path("routing-rules/<int:rule_id>/", model_views.routing_rule_edit, name="routing-rule-edit"),
+    path("routing-rules/<int:rule_id>/delete/", model_views.routing_rule_delete, name="routing-rule-delete"),
     path("models/<str:name>/", model_views.model_detail, name="model-detail"),
     path("models/<str:name>/v<int:number>/", model_views.model_detail, name="model-version"),
 ]

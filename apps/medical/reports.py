@@ -49,9 +49,9 @@ from django.utils import timezone
 from pydicom.uid import generate_uid
 
 from apps.medical import services, structured_reports
-from apps.medical.analysis import algorithm_of, derived_instances_store
+from apps.medical.analysis import algorithm_of, derived_instances_store, next_series_number
 from apps.medical.choices import AccessKind, AiDecision, FindingLevel, ReportStatus
-from apps.medical.models import Analysis, AnalysisFinding, Instance, Report, Series, Study
+from apps.medical.models import Analysis, AnalysisFinding, Instance, Report, Study
 from core.audit.services import audit_record
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.jobs.choices import JobStatus
@@ -530,11 +530,6 @@ def _source_instances(analysis: Analysis) -> list[Instance]:
     )
 
 
-def _next_series_number(study: Study) -> int:
-    highest = Series.objects.filter(study=study).aggregate(highest=Max("series_number"))["highest"] or 0
-    return max(REPORT_SR_SERIES_BASE, highest + 1)
-
-
 def _verified_sr_store(*, actor: Actor, report: Report) -> str:
     """Write the report's VERIFIED SR into the study; returns its SOP Instance UID ('' when the
     report reviews no AI analysis: the structured result is the AI's finding, verified)."""
@@ -567,7 +562,7 @@ def _verified_sr_store(*, actor: Actor, report: Report) -> str:
         algorithm=algorithm_of(version),
         series_instance_uid=generate_uid(),
         sop_instance_uid=generate_uid(),
-        series_number=_next_series_number(report.study),
+        series_number=next_series_number(report.study, minimum=REPORT_SR_SERIES_BASE),
         instance_number=report.version,
         verification=structured_reports.Verification(
             observer_name=observer_name(report.signed_by),

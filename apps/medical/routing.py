@@ -4,10 +4,12 @@ A rule names series criteria (modality, body part, a series description pattern;
 anything) and a classifier with the alias to run. Every receiving path (STOW-RS, the portal
 upload, the DICOM listener at the end of an association) calls `studies_received_on_receipt`
 with the studies that got new instances; for each active rule matching a series of a study, one
-analysis per (study, model) is enqueued, unless one is already queued or running for that study
-and model: a study sent in several requests or associations does not pile up analyses, and the
-queued one reads every instance that arrived before it starts. (An instance that arrives while
-an analysis of its study is *running* is left to the next receipt or a manual analysis.)
+analysis per (study, model) is enqueued, unless one is already queued for that study and model: a
+study sent in several requests or associations does not pile up analyses, and the queued one
+reads every instance that arrived before it starts. Instances that arrive while an analysis of
+their study is *running* (it listed the study's instances when it started) get one follow-up
+analysis, queued once: it reads the whole study again, the new instances included, and further
+receipts while it waits add nothing.
 
 Only series holding a readable image match (`analysis.analysable_series`): the archive's AI
 results (received via `ai`), SRs and other non-image series never trigger a rule, so an
@@ -37,7 +39,7 @@ from apps.medical.analysis import (
     classifier_version_for_alias,
 )
 from apps.medical.choices import DOMAIN, AnalysisTrigger
-from apps.medical.models import Analysis, RoutingRule, Study
+from apps.medical.models import Analysis, Instance, RoutingRule, Series, Study
 from apps.medical.services import StoreOutcome, StoreStatus
 from core.audit.services import audit_record
 from core.errors import Conflict, DomainError, NotFound, ValidationFailed
@@ -265,9 +267,6 @@ def routing_rule_delete(*, actor: Actor, rule: RoutingRule) -> None:
 # --- On receipt ------------------------------------------------------------------------------------
 
 
-_ACTIVE_JOB = (JobStatus.QUEUED, JobStatus.RUNNING)
-
-
 def studies_received(*, actor: Actor, study_ids: Iterable[int]) -> list[Analysis]:
     """Enqueue the analyses the organization's active rules ask for on these (new) studies.
 
@@ -307,16 +306,28 @@ def _study_routed(*, actor: Actor, study: Study, rules: list[RoutingRule]) -> li
         if not any(criteria.matches(row) for row in series):
             continue
         handled_models.add(rule.registered_model_id)
-        busy = Analysis.objects.filter(
-            study=study,
-            model_version__registered_model_id=rule.registered_model_id,
-            job__status__in=_ACTIVE_JOB,
-        ).exists()
-        if busy:
+        pending = Analysis.objects.filter(
+            study=study, model_version__registered_model_id=rule.registered_model_id
+        ).select_related("job")
+        if pending.filter(job__status=JobStatus.QUEUED).exists():
             logger.info(
-                "Study %s: an analysis by %s is already pending", study.study_instance_uid, rule.registered_model
+                "Study %s: an analysis by %s is already queued", study.study_instance_uid, rule.registered_model
             )
             continue
+        running = list(pending.filter(job__status=JobStatus.RUNNING))
+        if running and not _arrived_after_start(series, running):
+            logger.info(
+                "Study %s: the running analysis by %s already reads every instance",
+                study.study_instance_uid,
+                rule.registered_model,
+            )
+            continue
+        if running:
+            logger.info(
+                "Study %s: instances arrived while analysis %s runs; queueing a follow-up",
+                study.study_instance_uid,
+                running[0].pk,
+            )
         try:
             with transaction.atomic():
                 analysis = analysis_create(
@@ -332,6 +343,16 @@ def _study_routed(*, actor: Actor, study: Study, rules: list[RoutingRule]) -> li
             continue
         created.append(analysis)
     return created
+
+
+def _arrived_after_start(series: list[Series], running: list[Analysis]) -> bool:
+    """Whether an image of `series` was stored (or replaced) after the latest running analysis
+    started listing the study's instances: then no running analysis covers it."""
+    started = [analysis.job.started_at for analysis in running]
+    if any(moment is None for moment in started):  # running but not started: it will read them all
+        return False
+    latest = max(moment for moment in started if moment is not None)
+    return Instance.objects.filter(series__in=series, updated_at__gte=latest).exists()
 
 
 def studies_with_new_instances(outcomes: Iterable[StoreOutcome]) -> set[int]:

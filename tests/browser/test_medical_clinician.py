@@ -107,8 +107,12 @@ def test_worklist_viewer_overlay_and_signing(browser_page, live_server, make_mem
         report.status == ReportStatus.SIGNED and page.inner_text("[data-testid=report-hash]") == report.content_sha256
     )
 
-    # and the worklist shows the study reported
+    # and the worklist no longer lists it as waiting; asked for every state, it shows it reported
     page.click("[data-testid=nav-worklist]")
+    row = page.locator(f"[data-testid=worklist] tr[data-study-uid='{study.study_instance_uid}']")
+    assert row.count() == 0
+    page.select_option("[data-testid=worklist-filters] select[name=state]", "any")
+    page.click("[data-testid=worklist-filters] button[type=submit]")
     row = page.locator(f"[data-testid=worklist] tr[data-study-uid='{study.study_instance_uid}']")
     assert row.locator("[data-testid=worklist-state]").inner_text() == "Reported"
     assert errors == []

@@ -7,15 +7,14 @@ that need it skip when it is absent.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import shutil
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fixtures.mednist import mednist_pick
 from tests.conftest import SHARED_DATA
 
 MEDNIST = SHARED_DATA / "medical_mednist"
@@ -25,14 +24,7 @@ def mednist_files(per_class: int, classes: tuple[str, ...] | None = None) -> lis
     """The first `per_class` files of each class (labels.csv order), as (path, class)."""
     if not (MEDNIST / "labels.csv").exists():
         pytest.skip("MedNIST (../shared/data/medical_mednist) is not present")
-    picked: dict[str, list[Path]] = defaultdict(list)
-    with (MEDNIST / "labels.csv").open() as handle:
-        for row in csv.DictReader(handle):
-            if classes is not None and row["label"] not in classes:
-                continue
-            if len(picked[row["label"]]) < per_class:
-                picked[row["label"]].append(MEDNIST / row["dicom"])
-    return [(path, label) for label in sorted(picked) for path in picked[label]]
+    return mednist_pick(MEDNIST, per_class, classes)
 
 
 def archive_store(org: Any, paths: list[Path], scratch: Path) -> list[Any]:

@@ -12,7 +12,6 @@ class; the series description names the class (never a feature here: the network
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from fixtures.mednist import mednist_pick
 from tests.conftest import SHARED_DATA
 
 MEDNIST = SHARED_DATA / "medical_mednist"
@@ -35,9 +35,7 @@ requires_mednist = pytest.mark.skipif(not (MEDNIST / "labels.csv").exists(), rea
 
 def mednist_files(label: str, *, start: int = 0, count: int = 3) -> list[Path]:
     """`count` MedNIST DICOM files of class `label`, in the labels file's order from `start`."""
-    with (MEDNIST / "labels.csv").open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["label"] == label]
-    return [MEDNIST / row["dicom"] for row in rows[start : start + count]]
+    return [path for path, _ in mednist_pick(MEDNIST, count, [label], start=start)]
 
 
 _TRAINED: dict[tuple[str, ...], Any] = {}

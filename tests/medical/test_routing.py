@@ -222,6 +222,52 @@ def test_a_study_sent_in_several_requests_gets_one_pending_analysis(api: Any, ru
     assert Analysis.objects.count() == 1
 
 
+def test_instances_arriving_while_an_analysis_runs_get_one_follow_up(
+    api: Any, rule: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from core.jobs.runner import job_execute
+
+    # given a study whose analysis started (it listed the study's one instance) and still runs
+    files = mednist_files("CXR", count=4)
+    stow(api, files[:1])
+    first = Analysis.objects.select_related("job").get()
+    first.job.status = JobStatus.RUNNING
+    first.job.started_at = timezone.now() - dt.timedelta(seconds=1)
+    first.job.save(update_fields=["status", "started_at"])
+    # when more of the study arrives, in two requests, while it runs
+    stow(api, files[1:2])
+    stow(api, files[2:3])
+    # then exactly one follow-up waits (the second receipt finds it queued)
+    follow_ups = Analysis.objects.exclude(pk=first.pk).select_related("job")
+    assert [a.job.status for a in follow_ups] == [JobStatus.QUEUED]
+    assert follow_ups[0].trigger == AnalysisTrigger.ROUTING
+    # and when it runs it reads every instance, the late ones included
+    job_execute(job_id=follow_ups[0].job_id)
+    follow_up = Analysis.objects.get(pk=follow_ups[0].pk)
+    assert follow_up.job.status == JobStatus.SUCCEEDED, follow_up.job.error
+    assert follow_up.findings.filter(level="instance").count() == 3
+
+
+def test_a_running_analysis_that_already_read_everything_gets_no_follow_up(api: Any, rule: dict[str, Any]) -> None:
+    from django.utils import timezone
+
+    # given a running analysis that started after the study's instances were stored
+    files = mednist_files("CXR", count=1)
+    stow(api, files)
+    analysis = Analysis.objects.select_related("job").get()
+    analysis.job.status = JobStatus.RUNNING
+    analysis.job.started_at = timezone.now()
+    analysis.job.save(update_fields=["status", "started_at"])
+    # when the same study is routed again (nothing arrived since it started)
+    created = routing.studies_received(actor=Actor.system(analysis.organization), study_ids=[analysis.study_id])
+    # then nothing more is queued
+    assert created == [] and Analysis.objects.count() == 1
+
+
 def test_a_finished_analysis_does_not_stop_the_next_receipt_from_analysing(
     api: Any, rule: dict[str, Any], django_capture_on_commit_callbacks: Any
 ) -> None:

@@ -107,6 +107,68 @@ def test_the_latest_analysis_is_the_suggestion(org: Any, studies: dict[str, Stud
     assert worklist.worklist_suggestions(org=org) == ["AbdomenCT", "ChestCT", "HeadCT"]
 
 
+def _training_run(org: Any, labels: list[dict[str, str]], *, status: str = "succeeded", kind: str = "") -> Any:
+    from core.jobs.models import Job
+    from ml.models import RegisteredModel, TrainingRun
+
+    kind = kind or worklist.CLASSIFIER_KIND
+    model, _ = RegisteredModel.objects.get_or_create(organization=org, name=f"m-{kind}", kind=kind)
+    job = Job.objects.create(organization=org, kind="ml.train", domain="medical", status=status)
+    return TrainingRun.objects.create(
+        organization=org, registered_model=model, job=job, kind=kind, data={"labels": labels}
+    )
+
+
+def test_labelled_training_studies_are_not_waiting_for_a_read(org: Any, other_org: Any, studies: dict[str, Study]):
+    # given the new study labelled by study UID and the AI-suggested one by an instance UID
+    suggested_instance = studies["suggested"].series.get().instances.get()
+    _training_run(
+        org,
+        [
+            {"uid": studies["new"].study_instance_uid, "label": "MR"},
+            {"uid": suggested_instance.sop_instance_uid, "label": "CT"},
+            {"uid": studies["reported"].series.get().series_instance_uid, "label": "CT"},
+        ],
+    )
+    # when the worklist derives the states
+    rows: list[Any] = list(worklist.worklist_studies(org=org))
+    states = {row.study_instance_uid: row.worklist_state for row in rows}
+    # then both are "labelled" (a signed report still says "reported"), and none needs review
+    assert states == {
+        "1.2.826.0.1.1": WorklistState.LABELLED,
+        "1.2.826.0.1.2": WorklistState.LABELLED,
+        "1.2.826.0.1.3": WorklistState.REPORTED,
+    }
+    assert (
+        _uids(worklist.worklist_studies(org=org, filters=worklist.WorklistFilters(state=worklist.NEEDS_REVIEW))) == []
+    )
+    assert _uids(worklist.worklist_studies(org=org, filters=worklist.WorklistFilters(state="labelled"))) == [
+        "1.2.826.0.1.2",
+        "1.2.826.0.1.1",
+    ]
+
+
+def test_only_succeeded_classifier_runs_of_the_organization_label_studies(
+    org: Any, other_org: Any, studies: dict[str, Study]
+):
+    uid = studies["new"].study_instance_uid
+    _training_run(org, [{"uid": uid, "label": "MR"}], status="failed")
+    _training_run(org, [{"uid": uid, "label": "MR"}], kind="finance.credit_xgboost")
+    _training_run(other_org, [{"uid": uid, "label": "MR"}])
+    assert worklist.labelled_study_ids(org=org) == set()
+    needs_review = worklist.worklist_studies(org=org, filters=worklist.WorklistFilters(state=worklist.NEEDS_REVIEW))
+    assert _uids(needs_review) == ["1.2.826.0.1.2", "1.2.826.0.1.1"]
+
+
+def test_the_page_hides_labelled_studies_unless_asked(client_for: Any, org: Any, studies: dict[str, Study]):
+    _training_run(org, [{"uid": studies["new"].study_instance_uid, "label": "MR"}])
+    client = client_for(org, "clinician")
+    default = client.get(WORKLIST).content.decode()
+    assert "1.2.826.0.1.2" in default and "1.2.826.0.1.1" not in default
+    labelled = client.get(WORKLIST, {"state": "labelled"}).content.decode()
+    assert 'data-state="labelled"' in labelled and "1.2.826.0.1.1" in labelled and "1.2.826.0.1.2" not in labelled
+
+
 def test_another_organization_sees_none(other_org: Any, studies: dict[str, Study]):
     assert _uids(worklist.worklist_studies(org=other_org)) == []
     assert worklist.worklist_suggestions(org=other_org) == []
@@ -117,16 +179,19 @@ def test_another_organization_sees_none(other_org: Any, studies: dict[str, Study
 
 def test_the_page_lists_filters_and_logs(client_for: Any, org: Any, studies: dict[str, Study]):
     client = client_for(org, "clinician")
-    page = client.get(WORKLIST)
+    page = client.get(WORKLIST, {"state": "any"})
     assert page.status_code == 200
     html = page.content.decode()
     assert html.index("1.2.826.0.1.3") < html.index("1.2.826.0.1.2") < html.index("1.2.826.0.1.1")
     assert 'data-state="reported"' in html and 'data-state="ai_suggested"' in html and 'data-state="new"' in html
+    # by default the page lists what needs a read: the reported study is not there
+    default = client.get(WORKLIST).content.decode()
+    assert "1.2.826.0.1.2" in default and "1.2.826.0.1.1" in default and "1.2.826.0.1.3" not in default
     filtered = client.get(WORKLIST, {"state": "ai_suggested", "modality": "ct"}).content.decode()
     assert "1.2.826.0.1.2" in filtered and "1.2.826.0.1.3" not in filtered and "1.2.826.0.1.1" not in filtered
-    by_date = client.get(WORKLIST, {"date_from": "2024-02-15"}).content.decode()
+    by_date = client.get(WORKLIST, {"date_from": "2024-02-15", "state": "any"}).content.decode()
     assert "1.2.826.0.1.3" in by_date and "1.2.826.0.1.2" not in by_date
-    access = PhiAccess.objects.filter(kind=AccessKind.PORTAL, path=WORKLIST).get()
+    access = PhiAccess.objects.filter(kind=AccessKind.PORTAL, path=f"{WORKLIST}?state=any").get()
     assert {row.study_instance_uid for row in access.studies.all()} == {s.study_instance_uid for s in studies.values()}
 
 
