@@ -168,6 +168,23 @@ class RealServices:
     cache_url: str | None
 
 
+def wait_until_serving(
+    server: subprocess.Popen[Any], ready: Callable[[], bool], logs: Callable[[], str], *, what: str, seconds: float = 60
+) -> None:
+    """Poll `ready()` (connection errors count as not yet) until it holds; fail with `logs()` if
+    `server` exits first or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{what} did not start:\n{logs()}")
+        time.sleep(0.2)
+
+
 def worker_database_url() -> str:
     """A `DATABASE_URL` for the database this test process uses now (the pytest-django test DB)."""
     from django.db import connection

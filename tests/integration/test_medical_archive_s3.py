@@ -12,7 +12,6 @@ import hashlib
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from django.test import override_settings
 from apps.medical.models import Instance
 from tests.medical.conftest import CT, MULTIFRAME_J2K, dicom_path, stow_body, stow_content_type
 from tests.medical.test_wado import multipart_parts
+from tests.realservices import wait_until_serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -42,6 +42,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _accepts(port: int) -> bool:
+    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    return True
+
+
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server (`moto[server]`) on a free port, stopped after the module."""
@@ -52,15 +57,13 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto's server did not start:\n{log.read_text()[-4000:]}")
-                time.sleep(0.1)
+        wait_until_serving(
+            server,
+            lambda: _accepts(port),
+            lambda: log.read_text()[-4000:],
+            what="moto's server",
+            seconds=30,
+        )
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()

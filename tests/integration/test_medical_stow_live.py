@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from pydicom.data import get_testdata_file
 
 from tests.medical.conftest import BOUNDARY, CT, MR, stow_body, stow_content_type
 from tests.medical.test_stow import ct_copies
-from tests.realservices import REPO_ROOT, RealServices
+from tests.realservices import REPO_ROOT, RealServices, wait_until_serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -109,16 +108,12 @@ def gunicorn(
         )
     live = GunicornServer(port, key, log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if live.request("GET", f"{ROOT}/studies", headers={"Accept": "application/dicom+json"})[0] == 200:
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start:\n{live.logs()}")
-            time.sleep(0.2)
+        wait_until_serving(
+            server,
+            lambda: live.request("GET", f"{ROOT}/studies", headers={"Accept": "application/dicom+json"})[0] == 200,
+            live.logs,
+            what="gunicorn",
+        )
         yield live
     finally:
         server.terminate()

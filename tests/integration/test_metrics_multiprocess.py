@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import job_row, wait_for
-from tests.realservices import REPO_ROOT, RealServices
+from tests.realservices import REPO_ROOT, RealServices, wait_until_serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -95,16 +94,12 @@ def gunicorn(real_services: RealServices, settings: Any, tmp_path: Path, telemet
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _get(f"{url}/healthz", token=None)[0] in (200, 503):
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start:\n{log.read_text(errors='replace')[-6000:]}")
-            time.sleep(0.2)
+        wait_until_serving(
+            server,
+            lambda: _get(f"{url}/healthz", token=None)[0] in (200, 503),
+            lambda: log.read_text(errors="replace")[-6000:],
+            what="gunicorn",
+        )
         yield url
     finally:
         server.terminate()
